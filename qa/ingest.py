@@ -1,0 +1,171 @@
+"""Ingestion: files -> cleaned documents -> chunks -> embeddings -> a new index snapshot.
+
+Incremental: an unchanged document is skipped, a changed file replaces its old document and
+chunks, and only new chunks are embedded. The whole run holds the index lock and publishes one
+new snapshot at the end, so a crash leaves the previous index live.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from embeddings import Embedder
+from qa.chunking import Chunker, index_text
+from qa.loaders import LoadError, discover, load_file
+from qa.settings import Settings
+from qa.store import IndexLoadError, IndexNotFoundError, IndexSnapshot, IndexStore
+from qa.types import Chunk, Document
+from qa.vector_index import choose_kind
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class IngestReport:
+    files: int = 0
+    added: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    errors: list[LoadError] = field(default_factory=list)
+    chunks_embedded: int = 0
+    n_documents: int = 0
+    n_chunks: int = 0
+    written: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def check_embedding_model(snapshot: IndexSnapshot, settings: Settings) -> None:
+    built_with = snapshot.manifest.embedding_model
+    if built_with != settings.embedding_model:
+        raise IndexLoadError(
+            f"the index at {settings.index_dir} was built with embedding model {built_with!r} "
+            f"but the settings ask for {settings.embedding_model!r}; set RAGQA_EMBEDDING_MODEL="
+            f"{built_with!r} or rebuild with `ragqa ingest --rebuild PATH...`"
+        )
+
+
+class Ingestor:
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = IndexStore(settings.index_dir)
+
+    def _chunker(self) -> Chunker:
+        return Chunker(
+            self.embedder.count_tokens,
+            max_tokens=self.settings.chunk_tokens,
+            overlap_sentences=self.settings.chunk_overlap_sentences,
+        )
+
+    def _previous(self, rebuild: bool) -> IndexSnapshot | None:
+        if rebuild:
+            return None
+        try:
+            snapshot = self.store.load()
+        except IndexNotFoundError:
+            return None
+        check_embedding_model(snapshot, self.settings)
+        manifest = snapshot.manifest
+        if (manifest.chunk_tokens, manifest.chunk_overlap_sentences) != (
+            self.settings.chunk_tokens,
+            self.settings.chunk_overlap_sentences,
+        ):
+            log.warning(
+                "index was chunked with %s tokens / %s overlap; new documents use the current "
+                "settings (rebuild to re-chunk everything)",
+                manifest.chunk_tokens,
+                manifest.chunk_overlap_sentences,
+            )
+        return snapshot
+
+    def ingest(
+        self, paths: Sequence[Path], rebuild: bool = False, progress: bool = True
+    ) -> IngestReport:
+        report = IngestReport()
+        with self.store.lock():
+            t0 = time.perf_counter()
+            previous = self._previous(rebuild)
+            documents: dict[str, Document] = dict(previous.documents) if previous else {}
+            by_source = {d.source: d.doc_id for d in documents.values()}
+            files, report.errors = discover(paths)
+            report.files = len(files)
+
+            new_docs: dict[str, Document] = {}
+            for path in tqdm(files, desc="Reading", unit="file", disable=not progress):
+                for item in load_file(path):
+                    if isinstance(item, LoadError):
+                        report.errors.append(item)
+                        log.warning("skipped %s: %s", item.path, item.reason)
+                        continue
+                    old = documents.get(item.doc_id)
+                    if old is not None and old.content_hash == item.content_hash:
+                        report.unchanged += 1
+                        continue
+                    if old is not None:
+                        report.replaced.append(old.doc_id)
+                        del documents[old.doc_id]
+                    old_id = by_source.get(item.source)
+                    if old_id is not None and old_id != item.doc_id and old_id in documents:
+                        report.replaced.append(old_id)
+                        del documents[old_id]
+                    documents[item.doc_id] = item
+                    new_docs[item.doc_id] = item
+                    by_source[item.source] = item.doc_id
+            report.added = [d for d in new_docs if d not in report.replaced]
+            report.seconds["read"] = time.perf_counter() - t0
+
+            if previous is not None and not new_docs and set(documents) == set(previous.documents):
+                report.n_documents, report.n_chunks = len(documents), len(previous.chunks)
+                return report
+
+            t1 = time.perf_counter()
+            chunker = self._chunker()
+            fresh_chunks: list[Chunk] = []
+            for doc in tqdm(new_docs.values(), desc="Chunking", unit="doc", disable=not progress):
+                fresh_chunks.extend(chunker.chunk(doc))
+            report.seconds["chunk"] = time.perf_counter() - t1
+
+            t2 = time.perf_counter()
+            fresh_vectors = self.embedder.encode(
+                [index_text(documents[c.doc_id].title, c.text) for c in fresh_chunks],
+                show_progress=progress,
+            )
+            report.chunks_embedded = len(fresh_chunks)
+            report.seconds["embed"] = time.perf_counter() - t2
+
+            kept_chunks: list[Chunk] = []
+            kept_rows: list[int] = []
+            if previous is not None:
+                for row, chunk in enumerate(previous.chunks):
+                    if chunk.doc_id in documents and chunk.doc_id not in new_docs:
+                        kept_chunks.append(chunk)
+                        kept_rows.append(row)
+            dim = self.embedder.dimension
+            kept_vectors = (
+                previous.embeddings[kept_rows] if previous is not None else np.zeros((0, dim))
+            )
+            chunks = kept_chunks + fresh_chunks
+            embeddings = np.vstack([kept_vectors, fresh_vectors]).astype(np.float32)
+
+            t3 = time.perf_counter()
+            kind = choose_kind(self.settings.index_kind, len(chunks), self.settings.hnsw_threshold)
+            self.store.write(
+                documents,
+                chunks,
+                embeddings,
+                embedding_model=self.settings.embedding_model,
+                index_kind=kind,
+                chunk_tokens=self.settings.chunk_tokens,
+                chunk_overlap_sentences=self.settings.chunk_overlap_sentences,
+            )
+            report.seconds["index"] = time.perf_counter() - t3
+            report.written = True
+            report.n_documents, report.n_chunks = len(documents), len(chunks)
+        return report

