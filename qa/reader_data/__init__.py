@@ -1,0 +1,103 @@
+"""Reader training data made in this project: questions about BBC articles, by offsets.
+
+The article text is never committed: every record points into a file of the BBC corpus
+(``../shared/data/bbc`` by default) by path and character offsets, and :func:`load_examples`
+reads the text at run time and checks that every answer stands at its recorded offsets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+HANDWRITTEN_DIR = Path(__file__).with_name("handwritten")
+DEFAULT_BBC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bbc"
+
+
+class TrainingDataError(ValueError):
+    """A record is malformed or its answer does not stand at its offsets."""
+
+
+@dataclass(frozen=True, slots=True)
+class QAExample:
+    """One question against one passage; answers are offsets into ``context``."""
+
+    id: str
+    article: str
+    question: str
+    context: str
+    answers: tuple[tuple[int, str], ...]
+    qtype: str
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+
+def is_held_out(article: str, percent: int = 10) -> bool:
+    """A stable split by article (never by question), so no article is in both parts."""
+    digest = hashlib.sha1(article.encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") % 100 < percent
+
+
+def _records(files: Iterable[Path]) -> Iterable[tuple[Path, int, dict]]:
+    for path in files:
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    yield path, n, json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise TrainingDataError(f"{path}:{n}: invalid JSON ({exc.msg})") from exc
+
+
+def load_examples(
+    bbc_dir: Path = DEFAULT_BBC_DIR, files: Sequence[Path] | None = None
+) -> list[QAExample]:
+    """Read the hand-written records and resolve them against the BBC text.
+
+    Raises :class:`TrainingDataError` naming the file and line of the first bad record.
+    """
+    files = sorted(HANDWRITTEN_DIR.glob("*.jsonl")) if files is None else files
+    texts: dict[str, str] = {}
+    examples: list[QAExample] = []
+    for path, n, rec in _records(files):
+        where = f"{path.name}:{n}"
+        try:
+            article = rec["article"]
+            c0, c1 = int(rec["context_start"]), int(rec["context_end"])
+            question = str(rec["question"]).strip()
+            answers = rec["answers"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TrainingDataError(f"{where}: missing or invalid field ({exc})") from exc
+        if article not in texts:
+            file = bbc_dir / article
+            if not file.is_file():
+                raise TrainingDataError(f"{where}: no article {file}")
+            texts[article] = file.read_text(encoding="utf-8")
+        text = texts[article]
+        if not (0 <= c0 < c1 <= len(text)) or not question:
+            raise TrainingDataError(f"{where}: bad context offsets or empty question")
+        spans: list[tuple[int, str]] = []
+        for ans in answers:
+            start, answer = int(ans["start"]), str(ans["text"])
+            if text[start : start + len(answer)] != answer or not answer.strip():
+                raise TrainingDataError(
+                    f"{where}: answer {answer!r} is not at offset {start} of {article}"
+                )
+            if not (c0 <= start and start + len(answer) <= c1):
+                raise TrainingDataError(f"{where}: answer {answer!r} lies outside its context")
+            spans.append((start - c0, answer))
+        examples.append(
+            QAExample(
+                id=str(rec.get("id", where)),
+                article=article,
+                question=question,
+                context=text[c0:c1],
+                answers=tuple(spans),
+                qtype=str(rec.get("type", "other")),
+            )
+        )
+    return examples

@@ -1,0 +1,104 @@
+"""The reader's training data: every answer stands at its offsets; the split is by article."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from qa.reader_data import (
+    DEFAULT_BBC_DIR,
+    QAExample,
+    TrainingDataError,
+    is_held_out,
+    load_examples,
+)
+
+from .conftest import SHARED
+
+BBC = SHARED / "data" / "bbc"
+
+
+def _need_bbc() -> None:
+    if not BBC.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{BBC} is missing: CI runs with ../shared beside the clone")
+        pytest.skip("the BBC corpus (../shared/data/bbc) is not here")
+
+
+def test_every_handwritten_answer_is_an_exact_span_in_its_context() -> None:
+    _need_bbc()
+    assert DEFAULT_BBC_DIR.resolve() == BBC.resolve()
+    examples = load_examples(BBC)  # raises on the first answer not at its offsets
+    assert len(examples) >= 6000
+    for ex in examples:
+        for start, text in ex.answers:
+            assert ex.context[start : start + len(text)] == text
+    unanswerable = sum(not ex.answerable for ex in examples)
+    assert 0.15 * len(examples) <= unanswerable <= 0.4 * len(examples)
+    assert len({ex.id for ex in examples}) == len(examples), "ids are unique"
+    types = Counter(ex.qtype for ex in examples)
+    assert {"who", "when", "where", "what", "how_many"} <= set(types)
+
+
+def test_held_out_split_is_by_article_and_stable() -> None:
+    articles = [f"sport/{i:03d}.txt" for i in range(1, 400)]
+    held = [a for a in articles if is_held_out(a)]
+    assert 0.05 * len(articles) < len(held) < 0.15 * len(articles)
+    assert held == [a for a in articles if is_held_out(a)]
+
+
+def _write(path: Path, record: dict) -> Path:
+    path.write_text(json.dumps(record) + "\n", "utf-8")
+    return path
+
+
+def test_misplaced_answer_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    bbc = tmp_path / "bbc"
+    (bbc / "tech").mkdir(parents=True)
+    text = "Title\n\nAda Lovelace wrote the first program.\n"
+    (bbc / "tech" / "001.txt").write_text(text, "utf-8")
+    good = {
+        "id": "t1",
+        "article": "tech/001.txt",
+        "context_start": 7,
+        "context_end": len(text),
+        "question": "Who wrote the first program?",
+        "answers": [{"text": "Ada Lovelace", "start": 7}],
+        "type": "who",
+    }
+    (ex,) = load_examples(bbc, [_write(tmp_path / "ok.jsonl", good)])
+    assert ex == QAExample(
+        "t1", "tech/001.txt", good["question"], ex.context, ((0, "Ada Lovelace"),), "who"
+    )
+    bad = {**good, "answers": [{"text": "Ada Lovelace", "start": 8}]}
+    with pytest.raises(TrainingDataError, match=r"bad\.jsonl:1: answer 'Ada Lovelace'"):
+        load_examples(bbc, [_write(tmp_path / "bad.jsonl", bad)])
+    outside = {**good, "context_end": 15}
+    with pytest.raises(TrainingDataError, match="outside its context"):
+        load_examples(bbc, [_write(tmp_path / "out.jsonl", outside)])
+    with pytest.raises(TrainingDataError, match="no article"):
+        load_examples(bbc, [_write(tmp_path / "gone.jsonl", {**good, "article": "tech/9.txt"})])
+
+
+def test_features_point_at_the_answer_tokens_or_cls() -> None:
+    from transformers import AutoTokenizer
+
+    from embeddings import resolve_model_path
+    from qa.train_reader import TrainConfig, featurize
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
+    context = "Filler sentence number one. " * 30 + "Ada Lovelace wrote the first program."
+    start = context.index("Ada")
+    answerable = QAExample("a", "x", "Who wrote it?", context, ((start, "Ada Lovelace"),), "who")
+    unanswerable = QAExample("b", "x", "Who painted it?", context, (), "who")
+    cfg = TrainConfig(max_seq_len=64, stride=16)
+    features = featurize([answerable, unanswerable], tokenizer, cfg)
+    hits = [f for f in features if f.start > 0]
+    assert hits, "the window holding the answer is labelled"
+    for f in hits:
+        assert tokenizer.decode(f.input_ids[f.start : f.end + 1]) == "ada lovelace"
+    assert len(features) > 2 and sum(f.start == 0 and f.end == 0 for f in features) >= 2
