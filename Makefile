@@ -8,7 +8,7 @@ PORT   ?= 8000
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: setup run test lint format clean
+.PHONY: setup run test lint format clean eval
 
 setup: $(STAMP)
 
@@ -34,6 +34,9 @@ format: setup
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+eval: setup
+	bash eval/run_all.sh
 
 clean:
 	rm -rf $(VENV) .ragqa .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,1 @@
+"""Offline evaluation: run the real pipeline over gold questions and write readable reports."""

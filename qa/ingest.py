@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,36 +88,52 @@ class Ingestor:
     def ingest(
         self, paths: Sequence[Path], rebuild: bool = False, progress: bool = True
     ) -> IngestReport:
+        """Read files and folders (recursively) and add what they hold to the index."""
+        files, errors = discover(paths)
+
+        def loaded() -> Iterator[Document | LoadError]:
+            for path in tqdm(files, desc="Reading", unit="file", disable=not progress):
+                yield from load_file(path)
+
+        report = self.ingest_documents(loaded(), rebuild=rebuild, progress=progress)
+        report.files = len(files)
+        report.errors = errors + report.errors
+        return report
+
+    def ingest_documents(
+        self,
+        items: Iterable[Document | LoadError],
+        rebuild: bool = False,
+        progress: bool = True,
+    ) -> IngestReport:
+        """Add already-built documents (or report load errors) to the index, incrementally."""
         report = IngestReport()
         with self.store.lock():
             t0 = time.perf_counter()
             previous = self._previous(rebuild)
             documents: dict[str, Document] = dict(previous.documents) if previous else {}
             by_source = {d.source: d.doc_id for d in documents.values()}
-            files, report.errors = discover(paths)
-            report.files = len(files)
 
             new_docs: dict[str, Document] = {}
-            for path in tqdm(files, desc="Reading", unit="file", disable=not progress):
-                for item in load_file(path):
-                    if isinstance(item, LoadError):
-                        report.errors.append(item)
-                        log.warning("skipped %s: %s", item.path, item.reason)
-                        continue
-                    old = documents.get(item.doc_id)
-                    if old is not None and old.content_hash == item.content_hash:
-                        report.unchanged += 1
-                        continue
-                    if old is not None:
-                        report.replaced.append(old.doc_id)
-                        del documents[old.doc_id]
-                    old_id = by_source.get(item.source)
-                    if old_id is not None and old_id != item.doc_id and old_id in documents:
-                        report.replaced.append(old_id)
-                        del documents[old_id]
-                    documents[item.doc_id] = item
-                    new_docs[item.doc_id] = item
-                    by_source[item.source] = item.doc_id
+            for item in items:
+                if isinstance(item, LoadError):
+                    report.errors.append(item)
+                    log.warning("skipped %s: %s", item.path, item.reason)
+                    continue
+                old = documents.get(item.doc_id)
+                if old is not None and old.content_hash == item.content_hash:
+                    report.unchanged += 1
+                    continue
+                if old is not None:
+                    report.replaced.append(old.doc_id)
+                    del documents[old.doc_id]
+                old_id = by_source.get(item.source)
+                if old_id is not None and old_id != item.doc_id and old_id in documents:
+                    report.replaced.append(old_id)
+                    del documents[old_id]
+                documents[item.doc_id] = item
+                new_docs[item.doc_id] = item
+                by_source[item.source] = item.doc_id
             report.added = [d for d in new_docs if d not in report.replaced]
             report.seconds["read"] = time.perf_counter() - t0
 

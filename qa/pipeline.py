@@ -143,7 +143,7 @@ class QAPipeline:
         candidates = [(g.text, g.score) for g in groups[:10]]
         best = groups[0] if groups else None
         score = best.score if best else 0.0
-        if best is None or score < self.settings.no_answer_threshold:
+        if best is None or score < self.settings.answer_threshold:
             return Answer(question, None, score, [], list(passages), {"read": read_ms}, candidates)
         citations = []
         seen: set[tuple[str, int, int]] = set()
@@ -153,8 +153,6 @@ class QAPipeline:
             if (passage.doc_id, start, end) in seen:
                 continue
             seen.add((passage.doc_id, start, end))
-            doc = self.snapshot.documents.get(passage.doc_id)
-            doc_text = doc.text if doc else passage.text
             citations.append(
                 Citation(
                     doc_id=passage.doc_id,
@@ -163,7 +161,7 @@ class QAPipeline:
                     chunk_id=passage.chunk_id,
                     start=start,
                     end=end,
-                    snippet=make_snippet(doc_text, start, end),
+                    snippet=make_snippet(passage.text, span.start, span.end),
                     score=span.score,
                 )
             )
