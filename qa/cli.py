@@ -245,6 +245,49 @@ def stats(
         console.print(f"... and {len(snapshot.documents) - 50} more")
 
 
+@app.command("train-reader")
+def train_reader(
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Checkpoint folder [default: qa/reader_model].")
+    ] = None,
+    bbc_dir: Annotated[
+        Path | None, typer.Option("--bbc-dir", help="BBC corpus [default: ../shared/data/bbc].")
+    ] = None,
+    epochs: Annotated[float, typer.Option("--epochs")] = 3.0,
+    learning_rate: Annotated[float, typer.Option("--learning-rate")] = 1e-4,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    max_seq_len: Annotated[int, typer.Option("--max-seq-len")] = 256,
+    seed: Annotated[int, typer.Option("--seed")] = 13,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Fine-tune the packaged MiniLM encoder into an extractive QA reader (our own data)."""
+    from qa.reader_data import DEFAULT_BBC_DIR, TrainingDataError
+    from qa.train_reader import DEFAULT_OUTPUT, TrainConfig, train
+
+    cfg = TrainConfig(
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        max_seq_len=max_seq_len,
+        seed=seed,
+        device=device,
+    )
+    try:
+        figures = train(out or DEFAULT_OUTPUT, cfg, bbc_dir or DEFAULT_BBC_DIR)
+    except TrainingDataError as exc:
+        raise fail(str(exc), 2) from None
+    console.print_json(json.dumps(figures))
+
+
+def _register_subcommands() -> None:
+    from eval.cli import register
+
+    register(app)
+
+
+_register_subcommands()
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     app()

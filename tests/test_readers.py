@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from embeddings import resolve_model_path
-from qa.readers import build_reader
+from qa.readers import PACKAGED_READER_DIR, build_reader
 from qa.readers.base import Reader
-from qa.readers.heuristic import FEATURES, HeuristicReader, LinearModel
-from qa.settings import Settings
+from qa.readers.heuristic import FEATURES, CandidateScorer, HeuristicReader
+from qa.settings import PACKAGED_READER, Settings
 from qa.types import Passage
 
 LONG = (
@@ -69,7 +69,32 @@ def test_transformers_reader_windows_and_returns_exact_spans(tiny_qa_model: Path
 
 def test_transformers_reader_needs_a_model() -> None:
     with pytest.raises(ValueError, match="RAGQA_READER_MODEL"):
-        build_reader(Settings(reader="transformers"))
+        build_reader(Settings(reader="transformers", reader_model=""))
+
+
+@pytest.fixture(scope="module")
+def shipped_reader() -> Reader:
+    """The default reader: the model this project trained, loaded from the repository."""
+    settings = Settings()
+    assert settings.reader == "transformers" and settings.reader_model == PACKAGED_READER
+    return build_reader(settings)
+
+
+def test_shipped_weights_are_small_safetensors_with_a_model_card() -> None:
+    weights = PACKAGED_READER_DIR / "model.safetensors"
+    assert weights.is_file() and weights.stat().st_size < 55 * 2**20
+    assert (PACKAGED_READER_DIR / "README.md").is_file()
+    assert (PACKAGED_READER_DIR / "training.json").is_file()
+
+
+def test_shipped_reader_returns_exact_spans(shipped_reader: Reader) -> None:
+    passages = [_passage(LONG, 0), _passage("The river Aire flows through Leeds to the Ouse.", 1)]
+    out = shipped_reader.read("Who founded the museum in Leeds?", passages, top_n=10)
+    assert out.spans and 0.0 <= out.no_answer_score <= 1.0
+    for span in out.spans:
+        assert passages[span.passage_index].text[span.start : span.end] == span.text
+        assert 0.0 <= span.score <= 1.0
+    assert out.spans[0].text == "Maria Ellis"
 
 
 def test_heuristic_reader_finds_typed_spans() -> None:
@@ -87,5 +112,5 @@ def test_heuristic_reader_finds_typed_spans() -> None:
 
 
 def test_heuristic_model_file_matches_features() -> None:
-    model = LinearModel.load()
-    assert len(model.weights) == len(FEATURES)
+    model = CandidateScorer.load()
+    assert len(model.mean) == len(FEATURES)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import inspect
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from tqdm import tqdm
 
 from embeddings import Embedder
 from qa.normalize import normalize_answer
-from qa.readers.heuristic import FEATURES, WEIGHTS_FILE, HeuristicReader, LinearModel
+from qa.readers.heuristic import FEATURES, WEIGHTS_FILE, CandidateScorer, HeuristicReader
 from qa.types import Passage
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "reader_data" / "handwritten"
@@ -78,56 +79,47 @@ def featurise(reader: HeuristicReader, ex: Example) -> tuple[list[str], np.ndarr
     return texts, x, y
 
 
-def fit_logistic(
+def fit_scorer(
     x: np.ndarray,
     y: np.ndarray,
-    groups: np.ndarray,
-    listwise: float = 1.0,
-    l2: float = 1e-3,
-    steps: int = 3000,
-) -> LinearModel:
-    """Adam on log loss (calibration) + ``listwise`` x per-question softmax loss (ranking).
-
-    ``groups`` numbers each row's question; rows of one question are contiguous. The listwise
-    term is -log of the softmax mass on the question's correct candidates; it ignores the bias,
-    which the pointwise term sets. Features are standardised while fitting.
-    """
+    hidden: int = 0,
+    l2: float = 1e-4,
+    steps: int = 2000,
+    seed: int = 0,
+) -> CandidateScorer:
+    """Full-batch Adam on the mean log loss; ``hidden`` > 0 adds a tanh layer of that width."""
+    rng = np.random.default_rng(seed)
     mean, std = x.mean(0), x.std(0) + 1e-6
     xs = (x - mean) / std
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    has_pos = np.add.reduceat(y, starts) > 0
-    n_lists = max(1, int(has_pos.sum()))
-    w = np.zeros(x.shape[1])
-    b = 0.0
-    m_w, v_w, m_b, v_b = np.zeros_like(w), np.zeros_like(w), 0.0, 0.0
-    lr, beta1, beta2 = 0.05, 0.9, 0.999
+    n_in = x.shape[1]
+    params = {"w2": np.zeros(hidden or n_in), "b2": np.zeros(1)}
+    if hidden:
+        params["w1"] = rng.normal(0, 1 / np.sqrt(n_in), (n_in, hidden))
+        params["b1"] = np.zeros(hidden)
+        params["w2"] = rng.normal(0, 1 / np.sqrt(hidden), hidden)
+    m = {k: np.zeros_like(v) for k, v in params.items()}
+    v = {k: np.zeros_like(p) for k, p in params.items()}
+    lr, beta1, beta2 = 0.02, 0.9, 0.999
     for t in range(1, steps + 1):
-        z = xs @ w + b
-        g_z = (1.0 / (1.0 + np.exp(-z)) - y) / len(y)
-        if listwise:
-            row_group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(z)]))
-            e = np.exp(z - np.maximum.reduceat(z, starts)[row_group])
-            total = np.add.reduceat(e, starts)[row_group]
-            pos = np.add.reduceat(e * y, starts)[row_group]
-            active = has_pos[row_group]
-            g_list = np.where(
-                active, e / total - np.where(pos > 0, e * y / np.maximum(pos, 1e-30), 0), 0
-            )
-            g_z = g_z + listwise * g_list / n_lists
-        g_w = xs.T @ g_z + l2 * w
-        g_b = float(np.sum(g_z))
-        m_w, v_w = beta1 * m_w + (1 - beta1) * g_w, beta2 * v_w + (1 - beta2) * g_w**2
-        m_b, v_b = beta1 * m_b + (1 - beta1) * g_b, beta2 * v_b + (1 - beta2) * g_b**2
-        w -= lr * (m_w / (1 - beta1**t)) / (np.sqrt(v_w / (1 - beta2**t)) + 1e-8)
-        b -= lr * (m_b / (1 - beta1**t)) / (np.sqrt(v_b / (1 - beta2**t)) + 1e-8)
-    # undo the standardisation so the model reads raw features
-    weights = w / std
-    bias = b - float(np.sum(w * mean / std))
-    return LinearModel(float(bias), tuple(float(v) for v in weights))
+        h = np.tanh(xs @ params["w1"] + params["b1"]) if hidden else xs
+        p = 1.0 / (1.0 + np.exp(-np.clip(h @ params["w2"] + params["b2"][0], -30, 30)))
+        g_out = (p - y) / len(y)
+        grads = {"w2": h.T @ g_out + l2 * params["w2"], "b2": np.array([g_out.sum()])}
+        if hidden:
+            g_h = np.outer(g_out, params["w2"]) * (1 - h**2)
+            grads["w1"] = xs.T @ g_h + l2 * params["w1"]
+            grads["b1"] = g_h.sum(0)
+        for k, g in grads.items():
+            m[k] = beta1 * m[k] + (1 - beta1) * g
+            v[k] = beta2 * v[k] + (1 - beta2) * g**2
+            params[k] -= lr * (m[k] / (1 - beta1**t)) / (np.sqrt(v[k] / (1 - beta2**t)) + 1e-8)
+    return CandidateScorer(
+        mean, std, params.get("w1"), params.get("b1"), params["w2"], float(params["b2"][0])
+    )
 
 
 def evaluate(
-    model: LinearModel,
+    model: CandidateScorer,
     rows: list[tuple[Example, list[str], np.ndarray, np.ndarray]],
     threshold: float = 0.5,
 ) -> dict[str, float]:
@@ -156,9 +148,8 @@ def _featurised(args: argparse.Namespace) -> list[Row]:
     examples = list(load_examples(args.data_dir, args.bbc_dir))
     key = hashlib.sha256(
         json.dumps([FEATURES, [e.qid for e in examples]]).encode()
-        + b"".join(
-            (Path(__file__).parent / f).read_bytes() for f in ("heuristic.py", "question.py")
-        )
+        + inspect.getsource(HeuristicReader).encode()
+        + (Path(__file__).parent / "question.py").read_bytes()
     ).hexdigest()[:16]
     cache = args.cache / f"features-{key}.npz" if args.cache else None
     if cache is not None and cache.is_file():
@@ -170,7 +161,7 @@ def _featurised(args: argparse.Namespace) -> list[Row]:
             for ex, a, b in zip(examples, bounds, bounds[1:], strict=False)
         ]
     embedder = Embedder("all-MiniLM-L6-v2")
-    reader = HeuristicReader(encode=embedder.encode, model=LinearModel.default())
+    reader = HeuristicReader(encode=embedder.encode, model=CandidateScorer.default())
     rows: list[Row] = []
     for ex in tqdm(examples, desc="Candidates", unit="q"):
         texts, x, y = featurise(reader, ex)
@@ -202,24 +193,24 @@ def main() -> None:
     usable = [r for r in fit_rows if len(r[2])]
     x = np.vstack([r[2] for r in usable])
     y = np.concatenate([r[3] for r in usable])
-    groups = np.concatenate([np.full(len(r[3]), i) for i, r in enumerate(usable)])
-    # choose the listwise weight on a validation part of the fit articles (not the held-out part)
+    # choose the model shape on a validation part of the fit articles (not the held-out part)
     val_mask = np.array(
         [int(hashlib.sha256(r[0].article.encode()).hexdigest(), 16) % 7 == 0 for r in usable]
     )
     row_val = np.repeat(val_mask, [len(r[3]) for r in usable])
+    val_rows = [r for r, is_val in zip(usable, val_mask, strict=True) if is_val]
     tried = {}
-    for lam in (0.0, 0.3, 1.0, 3.0):
-        m = fit_logistic(x[~row_val], y[~row_val], groups[~row_val], listwise=lam)
-        tried[lam] = evaluate(m, [r for r, v in zip(usable, val_mask, strict=True) if v])
-    lam = max(tried, key=lambda k: tried[k]["top1_exact_on_answerable"])
-    model = fit_logistic(x, y, groups, listwise=lam)
+    for hidden in (0, 8, 16, 32):
+        m = fit_scorer(x[~row_val], y[~row_val], hidden=hidden)
+        tried[hidden] = evaluate(m, val_rows)
+    hidden = max(tried, key=lambda k: tried[k]["top1_exact_on_answerable"])
+    model = fit_scorer(x, y, hidden=hidden)
     report = {
-        "listwise_weight": lam,
-        "validation_by_listwise_weight": {str(k): v for k, v in tried.items()},
+        "hidden_units": hidden,
+        "validation_by_hidden_units": {str(k): v for k, v in tried.items()},
         "fit": evaluate(model, fit_rows),
         "held_out": evaluate(model, held),
-        "held_out_hand_set_weights": evaluate(LinearModel.default(), held),
+        "held_out_hand_set_weights": evaluate(CandidateScorer.default(), held),
         "candidates": len(y),
         "positives": int(y.sum()),
         "gold_reachable_pct": 100.0
@@ -230,8 +221,7 @@ def main() -> None:
         json.dumps(
             {
                 "features": list(FEATURES),
-                "bias": model.bias,
-                "weights": list(model.weights),
+                "model": model.to_dict(),
                 "trained_on": sorted(p.name for p in args.data_dir.glob("*.jsonl")),
                 "report": report,
             },

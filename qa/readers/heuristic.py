@@ -22,10 +22,10 @@ import json
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import Stemmer
@@ -125,6 +125,11 @@ FEATURES = (
     "long_span",  # tokens beyond six, scaled
     "is_entity",
     "modifier",  # the candidate only modifies a word outside it ("Chinese" in "Chinese Library")
+    "modifies_question_word",  # ... and that word is a question word: part of the asked-about
+    "between_question_words",  # question words on both sides within two tokens
+    "in_question_phrase",  # a larger noun phrase around it holds question words
+    "predicate_match",  # same role as the wh-word, governed by the question's verb (or its noun)
+    "other_slot",  # inside another argument of the question's verb (the asked-about thing)
     "is_noun_phrase",
     "type_x_overlap",
     "type_x_semantic",
@@ -132,15 +137,24 @@ FEATURES = (
 WEIGHTS_FILE = Path(__file__).with_name("heuristic_weights.json")
 
 
-@dataclass(frozen=True, slots=True)
-class LinearModel:
-    """Logistic scoring of candidate features: p(correct) = sigmoid(bias + weights . x)."""
+@dataclass(frozen=True)
+class CandidateScorer:
+    """p(candidate is the answer | features): a one-hidden-layer network, or logistic without one.
 
-    bias: float
-    weights: tuple[float, ...]
+    ``x`` is standardised with ``mean``/``std``; with ``w1`` the hidden layer is ``tanh``.
+    The fitted parameters live in ``heuristic_weights.json`` (``qa/readers/fit_heuristic.py``).
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+    w1: np.ndarray | None
+    b1: np.ndarray | None
+    w2: np.ndarray
+    b2: float
 
     @classmethod
-    def default(cls) -> LinearModel:
+    def default(cls) -> CandidateScorer:
+        """Hand-set logistic weights, used only when no fitted file is present."""
         hand_set = {
             "answer_type": 3.0,
             "type_mismatch": -1.0,
@@ -153,21 +167,47 @@ class LinearModel:
             "role_match": 1.0,
             "long_span": -0.6,
         }
-        return cls(-4.2, tuple(hand_set.get(f, 0.0) for f in FEATURES))
+        n = len(FEATURES)
+        w = np.array([hand_set.get(f, 0.0) for f in FEATURES])
+        return cls(np.zeros(n), np.ones(n), None, None, w, -4.2)
 
     @classmethod
-    def load(cls, path: Path = WEIGHTS_FILE) -> LinearModel:
-        """Fitted weights (see ``qa/readers/fit_heuristic.py``), or hand-set ones without them."""
+    def load(cls, path: Path = WEIGHTS_FILE) -> CandidateScorer:
         if not path.is_file():
             return cls.default()
         data = json.loads(path.read_text(encoding="utf-8"))
         if tuple(data.get("features", ())) != FEATURES:
             raise ValueError(f"{path} was fitted for other features; refit it")
-        return cls(float(data["bias"]), tuple(float(w) for w in data["weights"]))
+        return cls.from_dict(data["model"])
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CandidateScorer:
+        def arr(key: str) -> np.ndarray | None:
+            return None if d.get(key) is None else np.asarray(d[key], dtype=np.float64)
+
+        return cls(arr("mean"), arr("std"), arr("w1"), arr("b1"), arr("w2"), float(d["b2"]))  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        def lst(a: np.ndarray | None) -> Any:
+            return None if a is None else np.round(a, 6).tolist()
+
+        return {
+            "mean": lst(self.mean),
+            "std": lst(self.std),
+            "w1": lst(self.w1),
+            "b1": lst(self.b1),
+            "w2": lst(self.w2),
+            "b2": self.b2,
+        }
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        h = (x - self.mean) / self.std
+        if self.w1 is not None:
+            h = np.tanh(h @ self.w1 + self.b1)
+        return h @ self.w2 + self.b2
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        z = self.bias + x @ np.asarray(self.weights)
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        return 1.0 / (1.0 + np.exp(-np.clip(self.logits(x), -30, 30)))
 
 
 @dataclass(slots=True)
@@ -195,12 +235,12 @@ class HeuristicReader:
         self,
         encode: EncodeFn | None = None,
         nlp: Language | None = None,
-        model: LinearModel | None = None,
+        model: CandidateScorer | None = None,
         cache_size: int = 4096,
     ) -> None:
         self._encode = encode
         self._nlp = nlp
-        self.model = model or LinearModel.load()
+        self.model = model or CandidateScorer.load()
         self._stemmer = Stemmer.Stemmer("english")
         self._cache: OrderedDict[str, Doc] = OrderedDict()
         self._cache_size = cache_size
@@ -233,6 +273,37 @@ class HeuristicReader:
             if not (t.is_punct or t.is_space or t.is_stop) or t.like_num
             if t.lower_ not in _WH
         ]
+
+    def _predicate_stems(self, token: Token) -> set[str]:
+        """Stems of the verbs governing ``token`` (with their conjuncts) and of their objects."""
+        while token.dep_ in ("appos", "conj", "compound") and token.head is not token:
+            token = token.head
+        verb = token.head
+        if verb.pos_ not in ("VERB", "AUX"):
+            return set()
+        verbs = [verb, *verb.conjuncts]
+        stems = {self._stem(v.text) for v in verbs}
+        stems |= {
+            self._stem(child.text)
+            for v in verbs
+            for child in v.children
+            if child.dep_ in ("dobj", "attr", "xcomp", "ccomp", "prep")
+        }
+        return stems
+
+    def _fills_other_slot(self, token: Token, q_verb: str, wh_role: str) -> bool:
+        """Is ``token`` inside an argument of a verb like the question's, in another role?
+
+        "Who closed the 2019 conference?" against "2019 Chinese Library Annual Conference was
+        closed": "Chinese" sits in the patient of "closed", while "who" asks for the agent.
+        """
+        for node in [token, *token.ancestors]:
+            head = node.head
+            if head is node:
+                return False
+            if head.pos_ in ("VERB", "AUX") and self._stem(head.text) == q_verb:
+                return _role(node) != wh_role
+        return False
 
     # ---------------------------------------------------------------- candidates
     def _candidates(
@@ -336,10 +407,12 @@ class HeuristicReader:
         q_doc = self.nlp(question)
         _, expected, focus = expected_types(q_doc)
         wh_role = _wh_role(q_doc)
+        q_verb = _question_verb(q_doc, self._stem)
         q_terms = [t for t in dict.fromkeys(self._content_stems(q_doc)) if t not in _WEAK_WORDS]
         if focus is not None and expected.get(QUOTE, 0) < 1.0:
             # "which country": the focus noun describes the answer, it rarely sits beside it
             q_terms = [t for t in q_terms if t != self._stem(focus)] or q_terms
+        q_term_set = set(q_terms)
         docs = self._parse([p.text for p in passages])
 
         sents: list[tuple[int, SpacySpan]] = [(pi, s) for pi, d in enumerate(docs) for s in d.sents]
@@ -371,6 +444,9 @@ class HeuristicReader:
                 (overlap[j] for j in (si - 1, si + 1) if 0 <= j < n_sents and sents[j][0] == pi),
                 default=0.0,
             )
+            phrases = [(c.start, c.end) for c in sent.noun_chunks] + [
+                (e.start, e.end) for e in sent.ents
+            ]
             positions: dict[str, list[int]] = {}
             for tok in sent:
                 positions.setdefault(self._stem(tok.text), []).append(tok.i)
@@ -414,6 +490,45 @@ class HeuristicReader:
                         root.dep_ in _MODIFIER_DEPS
                         and not cand.tok_start <= root.head.i < cand.tok_end
                     ),
+                    "modifies_question_word": float(
+                        root.dep_ in _MODIFIER_DEPS
+                        and not cand.tok_start <= root.head.i < cand.tok_end
+                        and self._stem(root.head.text) in q_term_set
+                    ),
+                    "between_question_words": float(
+                        any(
+                            self._stem(doc[i].text) in q_term_set
+                            for i in range(max(sent.start, cand.tok_start - 2), cand.tok_start)
+                        )
+                        and any(
+                            self._stem(doc[i].text) in q_term_set
+                            for i in range(cand.tok_end, min(sent.end, cand.tok_end + 2))
+                        )
+                    ),
+                    "in_question_phrase": float(
+                        any(
+                            a <= cand.tok_start
+                            and cand.tok_end <= b
+                            and (a, b) != (cand.tok_start, cand.tok_end)
+                            and any(
+                                self._stem(doc[i].text) in q_term_set
+                                for i in range(a, b)
+                                if not cand.tok_start <= i < cand.tok_end
+                            )
+                            for a, b in phrases
+                        )
+                    ),
+                    "predicate_match": float(
+                        q_verb is not None
+                        and wh_role is not None
+                        and _role(root) == wh_role
+                        and q_verb in self._predicate_stems(root)
+                    ),
+                    "other_slot": float(
+                        q_verb is not None
+                        and wh_role is not None
+                        and self._fills_other_slot(root, q_verb, wh_role)
+                    ),
                     "is_noun_phrase": float(cand.label == NOUN_PHRASE),
                     "type_x_overlap": cand.type_score * overlap[si],
                     "type_x_semantic": cand.type_score * semantic_si,
@@ -446,6 +561,14 @@ def _wh_role(q_doc: Doc) -> str | None:
                 return None
             return _role(target)
     return None
+
+
+def _question_verb(q_doc: Doc, stem: Callable[[str], str]) -> str | None:
+    """The stem of the question's main verb ("closed" -> "close"), unless it is be/do/have."""
+    root = next((t for t in q_doc if t.dep_ == "ROOT"), None)
+    if root is None or root.pos_ not in ("VERB",) or root.lemma_ in ("be", "do", "have"):
+        return None
+    return stem(root.text)
 
 
 def _tree_distance(a: Token, b: Token) -> int:

@@ -38,6 +38,7 @@ class TransformersReader:
         max_answer_tokens: int = 30,
         batch_size: int = 16,
         n_best: int = 20,
+        quantize: bool = False,
     ) -> None:
         local = Path(model_name_or_path).exists()
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -45,10 +46,15 @@ class TransformersReader:
         self.tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, local_files_only=local)
         if not getattr(self.tokenizer, "is_fast", False):
             raise ValueError(f"{model_name_or_path}: a fast tokenizer is needed for span offsets")
+        # float32 on the CPU: checkpoints may be stored in float16 to stay small
         self.model = AutoModelForQuestionAnswering.from_pretrained(
-            model_name_or_path, local_files_only=local
+            model_name_or_path,
+            local_files_only=local,
+            dtype=torch.float32 if device == "cpu" else "auto",
         )
         self.model.eval().to(device)
+        if quantize and device == "cpu":
+            self.model = _quantize_int8(self.model)
         self.device = device
         self.max_seq_len = min(
             max_seq_len, getattr(self.tokenizer, "model_max_length", max_seq_len)
@@ -119,6 +125,17 @@ class TransformersReader:
             for (p, s, e), score in sorted(best.items(), key=lambda kv: -kv[1])
         ]
         return ReaderOutput(spans=_dedupe(spans)[:top_n], no_answer_score=no_answer)
+
+
+def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
+    """int8 dynamic quantisation of the linear layers: about twice as fast on a laptop CPU."""
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def _dedupe(spans: list[Span]) -> list[Span]:
