@@ -1,18 +1,27 @@
-"""FastAPI application: POST /ask, documents, health, and the web page at /."""
+"""FastAPI application: POST /ask, documents, health, the chat page at / and the widget.
+
+Browser-facing routes: ``/`` (the chat page), ``/widget.js`` (the embeddable widget: one
+``<script src="http://HOST/widget.js"></script>`` tag) and ``/view/{doc_id}`` (a document as a
+readable page, the answer highlighted); ``GET /documents/{doc_id}`` sends browsers (``Accept:
+text/html``) there and gives every other client the JSON it always did. Document text is always
+HTML-escaped (server side) or inserted as text (widget): an article's markup stays inert.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.schemas import (
@@ -27,6 +36,7 @@ from api.schemas import (
 from qa.pipeline import QAPipeline, QuestionError
 from qa.settings import Settings
 from qa.store import IndexLoadError, IndexNotFoundError
+from qa.types import Document
 
 log = logging.getLogger("ragqa.api")
 STATIC_DIR = Path(__file__).parent / "static"
@@ -34,6 +44,82 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorOut, "description": "The request is invalid; `detail` says why."},
     503: {"model": ErrorOut, "description": "No usable index; `detail` says how to fix it."},
 }
+# pages of this service load scripts, styles and data from the service only (no CDN, no inline
+# code); the document view runs no script at all
+_PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'"
+)
+_VIEW_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'"
+)
+_PAGE_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+
+
+def wants_html(request: Request) -> bool:
+    """A browser navigating (``Accept: text/html...``), not an API client asking for JSON."""
+    accept = request.headers.get("accept", "").lower()
+    return "text/html" in accept and "application/json" not in accept
+
+
+def _offset(value: str | None) -> int | None:
+    """A character offset from a query parameter; None unless it is a plain decimal number."""
+    if value is None or not (value.isascii() and value.isdigit()) or len(value) > 12:
+        return None
+    return int(value)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{html.escape(title)}</title>\n"
+        '<link rel="stylesheet" href="/static/style.css">\n</head>\n'
+        f'<body class="view">\n{body}\n</body>\n</html>\n'
+    )
+
+
+def render_document_page(doc: Document, start: int | None, end: int | None) -> str:
+    """The document as a readable page; ``text[start:end]`` is highlighted as ``#answer``.
+
+    Every piece of the document is HTML-escaped: markup in an article is shown, never run.
+    """
+    esc = html.escape
+    text = doc.text
+    jump = ""
+    if start is not None and end is not None and 0 <= start < end <= len(text):
+        body_text = (
+            f"{esc(text[:start])}"
+            f'<mark id="answer" tabindex="-1">{esc(text[start:end])}</mark>'
+            f"{esc(text[end:])}"
+        )
+        jump = '<p class="jump"><a href="#answer">Jump to the highlighted answer</a></p>'
+    else:
+        body_text = esc(text)
+    meta = [f"<li>Source: {esc(doc.source)}</li>"]
+    if doc.date:
+        meta.append(f"<li>Date: {esc(doc.date)}</li>")
+    if doc.url and doc.url.lower().startswith(("http://", "https://")):
+        meta.append(
+            f'<li><a href="{esc(doc.url)}" rel="noopener noreferrer nofollow">Original article'
+            "</a></li>"
+        )
+    body = (
+        '<header class="view-top"><a href="/">← Ask the articles</a></header>\n'
+        '<main class="doc">\n'
+        f"<h1>{esc(doc.title or doc.doc_id)}</h1>\n"
+        f'<ul class="doc-meta">{"".join(meta)}</ul>\n{jump}\n'
+        f'<div class="doc-text">{body_text}</div>\n</main>'
+    )
+    return _page(doc.title or doc.doc_id, body)
+
+
+def render_message_page(title: str, message: str) -> str:
+    return _page(
+        title,
+        '<header class="view-top"><a href="/">← Ask the articles</a></header>\n'
+        f'<main class="doc"><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></main>',
+    )
 
 
 def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = None) -> FastAPI:
@@ -105,8 +191,20 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
         responses={**_ERRORS, 404: {"model": ErrorOut}},
         tags=["documents"],
     )
-    async def get_document(doc_id: str) -> DocumentOut:
-        """The stored (cleaned) text that citation offsets refer to."""
+    async def get_document(doc_id: str, request: Request, response: Response) -> Any:
+        """The stored (cleaned) text that citation offsets refer to.
+
+        Browsers (``Accept: text/html`` without JSON) are redirected to the readable page
+        ``/view/{doc_id}``; ``?start=&end=`` there highlights a citation's span.
+        """
+        if wants_html(request):
+            location = f"/view/{quote(doc_id, safe='')}"
+            start = _offset(request.query_params.get("start"))
+            end = _offset(request.query_params.get("end"))
+            if start is not None and end is not None:
+                location += "?" + urlencode({"start": start, "end": end}) + "#answer"
+            return RedirectResponse(location, status_code=303, headers={"Vary": "Accept"})
+        response.headers["Vary"] = "Accept"
         doc = await run(qa.document, doc_id)
         if doc is None:
             raise HTTPException(404, f"no document with id {doc_id!r}")
@@ -145,9 +243,37 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
         )
         return JSONResponse(body.model_dump())
 
+    @app.get("/view/{doc_id}", include_in_schema=False, response_class=HTMLResponse)
+    async def view_document(doc_id: str, request: Request) -> HTMLResponse:
+        """A document as a page for people; ``?start=&end=`` highlights the answer."""
+        headers = {**_PAGE_HEADERS, "Content-Security-Policy": _VIEW_CSP}
+        try:
+            doc = await run(qa.document, doc_id)
+        except HTTPException as exc:
+            page = render_message_page("The articles are not available", str(exc.detail))
+            return HTMLResponse(page, status_code=exc.status_code, headers=headers)
+        if doc is None:
+            page = render_message_page("Article not found", f"There is no article {doc_id!r}.")
+            return HTMLResponse(page, status_code=404, headers=headers)
+        start = _offset(request.query_params.get("start"))
+        end = _offset(request.query_params.get("end"))
+        return HTMLResponse(render_document_page(doc, start, end), headers=headers)
+
+    @app.get("/widget.js", include_in_schema=False)
+    async def widget_script() -> FileResponse:
+        """The chat widget: `<script src="http://HOST/widget.js"></script>` on any page."""
+        return FileResponse(
+            STATIC_DIR / "widget.js",
+            media_type="text/javascript; charset=utf-8",
+            headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"},
+        )
+
     @app.get("/", include_in_schema=False)
     async def index_page() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html")
+        return FileResponse(
+            STATIC_DIR / "index.html",
+            headers={**_PAGE_HEADERS, "Content-Security-Policy": _PAGE_CSP},
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover

@@ -19,6 +19,14 @@ SEEDS = REPO / "seeds"
 SHARED = REPO.parent / "shared"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "browser: end-to-end tests in headless Chromium (tests/test_browser.py); "
+        "select with -m browser, leave out with -m 'not browser'",
+    )
+
+
 class FakeEmbedder:
     """Hashed bag of words: deterministic, instant, and similar texts get similar vectors."""
 
