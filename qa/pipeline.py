@@ -145,9 +145,22 @@ class QAPipeline:
         score = best.score if best else 0.0
         if best is None or score < self.settings.answer_threshold:
             return Answer(question, None, score, [], list(passages), {"read": read_ms}, candidates)
+        answer_text = max(best.spans, key=lambda s: s.score).text
         citations = []
         seen: set[tuple[str, int, int]] = set()
-        for span in sorted(best.spans, key=lambda s: -s.score):
+        for found in sorted(best.spans, key=lambda s: -s.score):
+            # spans merged with the answer may differ in punctuation or articles ('"Let's go'
+            # for "Let's go"): cite the answer's exact text inside them, or leave them out
+            inner = found.text.find(answer_text)
+            if inner < 0:
+                continue
+            span = Span(
+                found.passage_index,
+                found.start + inner,
+                found.start + inner + len(answer_text),
+                answer_text,
+                found.score,
+            )
             passage = passages[span.passage_index]
             start, end = passage.start + span.start, passage.start + span.end
             if (passage.doc_id, start, end) in seen:
@@ -165,7 +178,6 @@ class QAPipeline:
                     score=span.score,
                 )
             )
-        answer_text = max(best.spans, key=lambda s: s.score).text
         return Answer(
             question, answer_text, score, citations, list(passages), {"read": read_ms}, candidates
         )
