@@ -45,9 +45,7 @@ def main() -> None:
         "transformers (shipped model), fp32": settings.model_copy(
             update={"reader_quantize": False}
         ),
-        "transformers (shipped model), int8": settings.model_copy(
-            update={"reader_quantize": True}
-        ),
+        "transformers (shipped model), int8": settings.model_copy(update={"reader_quantize": True}),
         "heuristic": settings.model_copy(update={"reader": "heuristic"}),
     }
     print(f"| reader | p50 ms | p95 ms | runs | torch threads: {args.threads} |")
