@@ -10,6 +10,7 @@ HTML-escaped (server side) or inserted as text (widget): an article's markup sta
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import logging
 from collections.abc import AsyncIterator
@@ -19,11 +20,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.observability import Metrics, RequestContextMiddleware
 from api.schemas import (
     AskRequest,
     AskResponse,
@@ -32,16 +35,37 @@ from api.schemas import (
     DocumentSummary,
     ErrorOut,
     Health,
+    IngestRequest,
+    IngestResult,
+    Readiness,
+    SkippedFile,
 )
+from api.security import (
+    BodyLimitMiddleware,
+    KeyStore,
+    RateLimiter,
+    Role,
+    load_keys,
+    presented_key,
+    resolve_under,
+    retry_after,
+)
+from embeddings import Embedder
+from qa.ingest import Ingestor, check_embedding_model
+from qa.loaders import LoadError, discover
 from qa.pipeline import QAPipeline, QuestionError
 from qa.settings import Settings
-from qa.store import IndexLoadError, IndexNotFoundError
+from qa.store import IndexLoadError, IndexNotFoundError, IndexSnapshot
 from qa.types import Document
 
 log = logging.getLogger("ragqa.api")
 STATIC_DIR = Path(__file__).parent / "static"
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "API keys are on and no valid key was given."},
+    403: {"model": ErrorOut, "description": "The key's role may not use this endpoint."},
+    413: {"model": ErrorOut, "description": "The request body is over RAGQA_MAX_BODY_BYTES."},
     422: {"model": ErrorOut, "description": "The request is invalid; `detail` says why."},
+    429: {"model": ErrorOut, "description": "Rate limit reached; retry after `Retry-After` s."},
     503: {"model": ErrorOut, "description": "No usable index; `detail` says how to fix it."},
 }
 # pages of this service load scripts, styles and data from the service only (no CDN, no inline
@@ -122,19 +146,50 @@ def render_message_page(title: str, message: str) -> str:
     )
 
 
-def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = None) -> FastAPI:
+def _folder_bytes(snapshot: IndexSnapshot, root: Path) -> int:
+    folder = root / "snapshots" / snapshot.name
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def create_app(
+    settings: Settings | None = None,
+    pipeline: QAPipeline | None = None,
+    ingest_embedder: Any = None,
+) -> FastAPI:
+    """The service. ``ingest_embedder`` (tests) replaces the model POST /ingest loads."""
     settings = settings or Settings()
+    keys = KeyStore(load_keys(settings.api_keys, settings.api_keys_file))
+    limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    metrics = Metrics()
     qa = pipeline or QAPipeline(settings)
     # one inference thread: the models are not re-entrant, and the event loop stays free
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragqa-infer")
+    # ingestion over HTTP runs beside it, with its own embedder, so questions keep being answered
+    ingest_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragqa-ingest")
+    state: dict[str, Any] = {"warm": False, "checked": None, "ingestor": None, "bytes": (None, 0)}
+
+    def live_snapshot() -> IndexSnapshot:
+        """The live snapshot, checked once against the loaded embedding model (name, dimension)."""
+        snapshot = qa.snapshot
+        if state["checked"] != snapshot.name:
+            check_embedding_model(snapshot, settings, dimension=qa.embedder.dimension)
+            state["checked"] = snapshot.name
+        return snapshot
+
+    def warm_up() -> None:
+        live_snapshot()
+        qa.warm_up()
+        state["warm"] = True
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            await asyncio.get_running_loop().run_in_executor(executor, qa.warm_up)
+            await asyncio.get_running_loop().run_in_executor(executor, warm_up)
         except IndexLoadError as exc:
-            log.warning("starting without a usable index: %s", exc)
+            log.error("starting without a usable index: %s", exc)
         yield
+        log.info("shutting down: in-flight requests have finished")
+        ingest_executor.shutdown(wait=True)
         executor.shutdown(wait=True)
 
     app = FastAPI(
@@ -144,13 +199,53 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
         "an exact span of an article, cited by document id and character offsets.",
         lifespan=lifespan,
     )
+    # outermost last: request id and metrics see everything, the body limit sees it before CORS
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["content-type"],
+            allow_headers=["content-type", "authorization", "x-api-key", "x-request-id"],
+            expose_headers=["x-request-id", "retry-after"],
         )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+
+    def guard(role: Role) -> Any:
+        """A dependency: the caller's key must allow ``role``; then the rate limit applies."""
+
+        async def check(request: Request) -> None:
+            key = presented_key(
+                request.headers.get("authorization"), request.headers.get("x-api-key")
+            )
+            client = f"ip:{request.client.host if request.client else '-'}"
+            if keys.enabled:
+                if key is None:
+                    raise HTTPException(
+                        401,
+                        "an API key is required: send `Authorization: Bearer KEY` or "
+                        "`X-API-Key: KEY`",
+                        headers={"WWW-Authenticate": "Bearer"},
+                    )
+                found = keys.role_of(key)
+                if found is None:
+                    raise HTTPException(
+                        401, "the API key is not valid", headers={"WWW-Authenticate": "Bearer"}
+                    )
+                if role == "admin" and found != "admin":
+                    raise HTTPException(403, "this endpoint needs an API key with role 'admin'")
+                client = "key:" + hashlib.sha256(key.encode()).hexdigest()[:16]
+            wait = limiter.acquire(client)
+            if wait > 0:
+                raise HTTPException(
+                    429,
+                    "too many requests; retry after the number of seconds in Retry-After",
+                    headers={"Retry-After": retry_after(wait)},
+                )
+
+        return Depends(check)
+
+    asker, admin = guard("ask"), guard("admin")
 
     async def run(fn: Any, *args: Any) -> Any:
         try:
@@ -161,21 +256,40 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
             log.error("index unusable: %s", exc)
             raise HTTPException(503, str(exc)) from None
 
-    @app.post("/ask", response_model=AskResponse, responses=_ERRORS, tags=["questions"])
+    def ask_checked(question: str, top_k: int | None) -> Any:
+        live_snapshot()
+        return qa.ask(question, top_k)
+
+    def document_checked(doc_id: str) -> Document | None:
+        return live_snapshot().documents.get(doc_id)
+
+    @app.post(
+        "/ask",
+        response_model=AskResponse,
+        responses=_ERRORS,
+        tags=["questions"],
+        dependencies=[asker],
+    )
     async def ask(request: AskRequest) -> dict[str, Any]:
         """Answer a question with the exact span and its citations, or `answer: null`."""
         try:
             qa.check_question(request.question)
         except QuestionError as exc:
             raise HTTPException(422, str(exc)) from None
-        answer = await run(qa.ask, request.question, request.top_k)
+        answer = await run(ask_checked, request.question, request.top_k)
         return answer.to_dict()
 
-    @app.get("/documents", response_model=DocumentList, responses=_ERRORS, tags=["documents"])
+    @app.get(
+        "/documents",
+        response_model=DocumentList,
+        responses=_ERRORS,
+        tags=["documents"],
+        dependencies=[asker],
+    )
     async def list_documents(
         offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)
     ) -> DocumentList:
-        snapshot = await run(lambda: qa.snapshot)
+        snapshot = await run(live_snapshot)
         docs = list(snapshot.documents.values())
         return DocumentList(
             total=len(docs),
@@ -190,6 +304,7 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
         response_model=DocumentOut,
         responses={**_ERRORS, 404: {"model": ErrorOut}},
         tags=["documents"],
+        dependencies=[asker],
     )
     async def get_document(doc_id: str, request: Request, response: Response) -> Any:
         """The stored (cleaned) text that citation offsets refer to.
@@ -205,7 +320,7 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
                 location += "?" + urlencode({"start": start, "end": end}) + "#answer"
             return RedirectResponse(location, status_code=303, headers={"Vary": "Accept"})
         response.headers["Vary"] = "Accept"
-        doc = await run(qa.document, doc_id)
+        doc = await run(document_checked, doc_id)
         if doc is None:
             raise HTTPException(404, f"no document with id {doc_id!r}")
         return DocumentOut(
@@ -221,7 +336,7 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
     async def health() -> JSONResponse:
         reader = getattr(qa.reader, "name", type(qa.reader).__name__)
         try:
-            snapshot = await run(lambda: qa.snapshot)
+            snapshot = await run(live_snapshot)
         except HTTPException as exc:
             body = Health(
                 status="no_index",
@@ -243,12 +358,122 @@ def create_app(settings: Settings | None = None, pipeline: QAPipeline | None = N
         )
         return JSONResponse(body.model_dump())
 
-    @app.get("/view/{doc_id}", include_in_schema=False, response_class=HTMLResponse)
+    @app.get("/live", tags=["operations"])
+    async def live() -> dict[str, str]:
+        """Liveness: the process answers HTTP (nothing else is checked)."""
+        return {"status": "alive"}
+
+    @app.get(
+        "/ready",
+        response_model=Readiness,
+        responses={503: {"model": Readiness}},
+        tags=["operations"],
+    )
+    async def ready() -> JSONResponse:
+        """Readiness: 200 once the index and the models are loaded, else 503 with the reason."""
+        try:
+            snapshot = await run(live_snapshot)
+        except HTTPException as exc:
+            metrics.ready.set(0)
+            body = Readiness(
+                status="not_ready", index=False, models=state["warm"], detail=exc.detail
+            )
+            return JSONResponse(body.model_dump(), status_code=503)
+        if not state["warm"]:
+            metrics.ready.set(0)
+            body = Readiness(
+                status="not_ready", index=True, models=False, detail="the models are loading"
+            )
+            return JSONResponse(body.model_dump(), status_code=503)
+        metrics.ready.set(1)
+        body = Readiness(status="ready", index=True, models=True, snapshot=snapshot.name)
+        return JSONResponse(body.model_dump())
+
+    @app.get("/metrics", tags=["operations"], dependencies=[admin], response_class=Response)
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics: requests, latencies, errors, index size (admin key when keys on)."""
+        snapshot = qa._snapshot  # the loaded one; a scrape never loads an index
+        if snapshot is not None:
+            metrics.documents.set(len(snapshot.documents))
+            metrics.chunks.set(len(snapshot.chunks))
+            name, size = state["bytes"]
+            if name != snapshot.name:
+                try:
+                    size = _folder_bytes(snapshot, Path(settings.index_dir))
+                except OSError:
+                    size = 0
+                state["bytes"] = (snapshot.name, size)
+            metrics.index_bytes.set(size)
+        metrics.ready.set(1 if state["warm"] and snapshot is not None else 0)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def ingest_files(body: IngestRequest) -> IngestResult:
+        root = Path(settings.ingest_root or ".")
+        files, errors = discover([resolve_under(root, p) for p in body.paths])
+        inside: list[Path] = []
+        for f in files:  # a symlink below the root may point elsewhere: refuse it
+            try:
+                resolve_under(root, str(f.resolve().relative_to(root.resolve())))
+                inside.append(f)
+            except ValueError:
+                errors.append(LoadError(f.name, "outside the ingest root"))
+        if state["ingestor"] is None:
+            embedder = ingest_embedder or Embedder(
+                settings.embedding_model, settings.device, settings.embedding_batch_size
+            )
+            state["ingestor"] = Ingestor(settings, embedder)
+        report = state["ingestor"].ingest(inside, rebuild=body.rebuild, progress=False)
+        skipped = [SkippedFile(path=e.path, reason=e.reason) for e in errors + report.errors]
+        return IngestResult(
+            files=len(inside),
+            added=len(report.added),
+            replaced=len(report.replaced),
+            unchanged=report.unchanged,
+            skipped=skipped,
+            documents=report.n_documents,
+            chunks=report.n_chunks,
+            written=report.written,
+        )
+
+    @app.post(
+        "/ingest",
+        response_model=IngestResult,
+        responses={**_ERRORS, 400: {"model": ErrorOut}, 404: {"model": ErrorOut}},
+        tags=["operations"],
+        dependencies=[admin],
+    )
+    async def ingest(body: IngestRequest) -> IngestResult:
+        """Ingest files or folders below RAGQA_INGEST_ROOT (admin; off when it is unset)."""
+        if settings.ingest_root is None:
+            raise HTTPException(
+                404, "ingestion over HTTP is off; set RAGQA_INGEST_ROOT to a folder"
+            )
+        for p in body.paths:
+            try:
+                resolve_under(Path(settings.ingest_root), p)
+            except ValueError as exc:
+                raise HTTPException(400, f"path refused: {exc}") from None
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(
+                ingest_executor, ingest_files, body
+            )
+        except IndexLoadError as exc:
+            metrics.ingestions.labels("failed").inc()
+            raise HTTPException(503, str(exc)) from None
+        metrics.ingestions.labels("ok").inc()
+        return result
+
+    @app.get(
+        "/view/{doc_id}",
+        include_in_schema=False,
+        response_class=HTMLResponse,
+        dependencies=[asker],
+    )
     async def view_document(doc_id: str, request: Request) -> HTMLResponse:
         """A document as a page for people; ``?start=&end=`` highlights the answer."""
         headers = {**_PAGE_HEADERS, "Content-Security-Policy": _VIEW_CSP}
         try:
-            doc = await run(qa.document, doc_id)
+            doc = await run(document_checked, doc_id)
         except HTTPException as exc:
             page = render_message_page("The articles are not available", str(exc.detail))
             return HTMLResponse(page, status_code=exc.status_code, headers=headers)

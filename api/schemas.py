@@ -86,3 +86,40 @@ class Health(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str | list[dict[str, object]]
+
+
+class Readiness(BaseModel):
+    status: str = Field(description="'ready' or 'not_ready'.")
+    index: bool = Field(description="The index is loaded and fits the embedding model.")
+    models: bool = Field(description="The embedding model and the reader are loaded.")
+    snapshot: str | None = None
+    detail: str | None = None
+
+
+class IngestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    paths: list[str] = Field(
+        ...,
+        min_length=1,
+        max_length=100,
+        description="Files or folders, relative to RAGQA_INGEST_ROOT.",
+        examples=[["news/2024"]],
+    )
+    rebuild: bool = Field(False, description="Start a new index from these paths.")
+
+
+class SkippedFile(BaseModel):
+    path: str
+    reason: str
+
+
+class IngestResult(BaseModel):
+    files: int
+    added: int
+    replaced: int
+    unchanged: int
+    skipped: list[SkippedFile]
+    documents: int
+    chunks: int
+    written: bool

@@ -175,10 +175,8 @@ def serve(
     threshold: Threshold = None,
     device: Device = None,
 ) -> None:
-    """Run the HTTP API and the web page."""
-    import uvicorn
-
-    from api.app import create_app
+    """Run the HTTP API and the web page (JSON logs, graceful shutdown; README Operations)."""
+    from api.server import serve as run_server
 
     settings = make_settings(
         host=host,
@@ -189,13 +187,25 @@ def serve(
         no_answer_threshold=threshold,
         device=device,
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        timeout_graceful_shutdown=10,
-    )
+    run_server(settings)
+
+
+@app.command("hash-key")
+def hash_key_command(
+    role: Annotated[str, typer.Option("--role", help="ask or admin.")] = "ask",
+    key: Annotated[
+        str | None, typer.Option("--key", help="Hash this key instead of making a new one.")
+    ] = None,
+) -> None:
+    """Make an API key and print the entry to put in RAGQA_API_KEYS (the key is not stored)."""
+    from api.security import ROLES, hash_key, new_key
+
+    if role not in ROLES:
+        raise fail(f"--role must be one of {', '.join(ROLES)}", 2)
+    secret = key or new_key()
+    if key is None:
+        console.print(f"key (give it to the client; it is not shown again): {secret}")
+    sys.stdout.write(f"{role}:{hash_key(secret)}\n")
 
 
 @app.command()

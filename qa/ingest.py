@@ -41,13 +41,25 @@ class IngestReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def check_embedding_model(snapshot: IndexSnapshot, settings: Settings) -> None:
+def check_embedding_model(
+    snapshot: IndexSnapshot, settings: Settings, dimension: int | None = None
+) -> None:
+    """The index must have been built by the embedding model in use (name, and dimension)."""
     built_with = snapshot.manifest.embedding_model
+    manifest_file = settings.index_dir / "snapshots" / snapshot.name / "manifest.json"
     if built_with != settings.embedding_model:
         raise IndexLoadError(
             f"the index at {settings.index_dir} was built with embedding model {built_with!r} "
-            f"but the settings ask for {settings.embedding_model!r}; set RAGQA_EMBEDDING_MODEL="
-            f"{built_with!r} or rebuild with `ragqa ingest --rebuild PATH...`"
+            f"but the settings ask for {settings.embedding_model!r} ({manifest_file}); set "
+            f"RAGQA_EMBEDDING_MODEL={built_with!r} or rebuild with "
+            "`ragqa ingest --rebuild PATH...`"
+        )
+    if dimension is not None and dimension != snapshot.manifest.dimension:
+        raise IndexLoadError(
+            f"the index at {settings.index_dir} holds vectors of dimension "
+            f"{snapshot.manifest.dimension} ({manifest_file}) but the embedding model "
+            f"{settings.embedding_model!r} makes vectors of dimension {dimension}; use the model "
+            "the index was built with or rebuild with `ragqa ingest --rebuild PATH...`"
         )
 
 
@@ -71,7 +83,7 @@ class Ingestor:
             snapshot = self.store.load()
         except IndexNotFoundError:
             return None
-        check_embedding_model(snapshot, self.settings)
+        check_embedding_model(snapshot, self.settings, self.embedder.dimension)
         manifest = snapshot.manifest
         if (manifest.chunk_tokens, manifest.chunk_overlap_sentences) != (
             self.settings.chunk_tokens,

@@ -91,3 +91,22 @@ class Settings(BaseSettings):
         if self.no_answer_threshold is not None:
             return self.no_answer_threshold
         return CALIBRATED_THRESHOLDS[self.reader]
+    # security and operations (api/security.py, api/observability.py; README "Security")
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="API keys as 'ROLE:SHA256HEX' (ROLE 'ask' or 'admin'; `ragqa hash-key` "
+        "makes one); empty = access control off.",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="File with one 'ROLE:SHA256HEX' entry a line (# comments allowed)."
+    )
+    rate_limit_per_minute: float = Field(
+        0.0, ge=0.0, description="Requests a minute per API key (or client IP); 0 = no limit."
+    )
+    rate_limit_burst: int = Field(20, ge=1, description="Requests allowed at once above rate.")
+    max_body_bytes: int = Field(65_536, ge=1024, description="Largest request body (else 413).")
+    ingest_root: Path | None = Field(
+        None, description="POST /ingest reads only below this folder; unset = no HTTP ingest."
+    )
+    log_format: Literal["json", "text"] = Field("json", description="Log lines of `serve`.")
+

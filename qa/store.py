@@ -180,7 +180,18 @@ class IndexStore:
             raise IndexLoadError(f"{path} is corrupt ({exc}); {_REBUILD_HINT}") from None
 
     def load(self) -> IndexSnapshot:
-        name = self.current_name()
+        """Load the live snapshot. If an ingestion publishes (and prunes) while this reads, the
+        snapshot being read may vanish: then the newer one is loaded instead."""
+        for _ in range(4):
+            name = self.current_name()
+            try:
+                return self._load(name)
+            except IndexLoadError:
+                if self.current_name() == name:
+                    raise
+        return self._load(self.current_name())
+
+    def _load(self, name: str) -> IndexSnapshot:
         manifest = self.read_manifest(name)
         folder = self.snapshots_dir / name
         for rel, expected in manifest.checksums.items():
