@@ -85,12 +85,6 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(1000, ge=1)
     cors_origins: list[str] = Field(default_factory=list)
 
-    @property
-    def answer_threshold(self) -> float:
-        """The no-answer threshold in force: the explicit one, else the reader's calibrated one."""
-        if self.no_answer_threshold is not None:
-            return self.no_answer_threshold
-        return CALIBRATED_THRESHOLDS[self.reader]
     # security and operations (api/security.py, api/observability.py; README "Security")
     api_keys: list[str] = Field(
         default_factory=list,
@@ -110,3 +104,9 @@ class Settings(BaseSettings):
     )
     log_format: Literal["json", "text"] = Field("json", description="Log lines of `serve`.")
 
+    @property
+    def answer_threshold(self) -> float:
+        """The no-answer threshold in force: the explicit one, else the reader's calibrated one."""
+        if self.no_answer_threshold is not None:
+            return self.no_answer_threshold
+        return CALIBRATED_THRESHOLDS[self.reader]
