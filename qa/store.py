@@ -252,7 +252,10 @@ class IndexStore:
         """Write a complete new snapshot and make it live atomically. Call under :meth:`lock`."""
         self.snapshots_dir.mkdir(parents=True, exist_ok=True)
         self._remove_partial_snapshots()
-        name = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        # sortable to the microsecond (pruning keeps the newest), unique by the random suffix
+        now = time.time()
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
+        name = stamp + "-" + uuid.uuid4().hex[:8]
         tmp = self.snapshots_dir / f".tmp-{name}"
         tmp.mkdir()
         try:
