@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import html
 import logging
+import math
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -21,6 +22,8 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
@@ -144,6 +147,17 @@ def render_message_page(title: str, message: str) -> str:
         '<header class="view-top"><a href="/">← Ask the articles</a></header>\n'
         f'<main class="doc"><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p></main>',
     )
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (inf, nan) replaced by its name."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def _folder_bytes(snapshot: IndexSnapshot, root: Path) -> int:
@@ -499,6 +513,11 @@ def create_app(
             STATIC_DIR / "index.html",
             headers={**_PAGE_HEADERS, "Content-Security-Policy": _PAGE_CSP},
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422, made safe for inputs JSON cannot carry back (1e999 is inf)."""
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, 422)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:  # pragma: no cover

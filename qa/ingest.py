@@ -97,15 +97,39 @@ class Ingestor:
             )
         return snapshot
 
+    def _size_limited(self, files: list[Path]) -> tuple[list[Path], list[LoadError]]:
+        """Files over RAGQA_MAX_DOCUMENT_BYTES are skipped before they are read."""
+        limit = self.settings.max_document_bytes
+        kept: list[Path] = []
+        skipped: list[LoadError] = []
+        for path in files:
+            try:
+                size = path.stat().st_size
+            except OSError as exc:
+                skipped.append(LoadError(str(path), str(exc)))
+                continue
+            if size > limit:
+                reason = f"{size:,} bytes; the limit is {limit:,} (RAGQA_MAX_DOCUMENT_BYTES)"
+                skipped.append(LoadError(str(path), reason))
+            else:
+                kept.append(path)
+        return kept, skipped
+
     def ingest(
         self, paths: Sequence[Path], rebuild: bool = False, progress: bool = True
     ) -> IngestReport:
         """Read files and folders (recursively) and add what they hold to the index."""
         files, errors = discover(paths)
+        files, too_big = self._size_limited(files)
+        errors.extend(too_big)
 
         def loaded() -> Iterator[Document | LoadError]:
             for path in tqdm(files, desc="Reading", unit="file", disable=not progress):
-                yield from load_file(path)
+                try:
+                    yield from load_file(path)
+                except (RecursionError, MemoryError, OSError, ValueError) as exc:
+                    # e.g. JSON nested deeper than the parser follows: skip the file, go on
+                    yield LoadError(str(path), f"cannot be read: {type(exc).__name__}: {exc}")
 
         report = self.ingest_documents(loaded(), rebuild=rebuild, progress=progress)
         report.files = len(files)

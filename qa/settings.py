@@ -112,6 +112,9 @@ class Settings(BaseSettings):
         None, description="POST /ingest reads only below this folder; unset = no HTTP ingest."
     )
     log_format: Literal["json", "text"] = Field("json", description="Log lines of `serve`.")
+    max_document_bytes: int = Field(
+        20_000_000, ge=1, description="Larger article files are skipped at ingestion."
+    )
 
     @property
     def answer_threshold(self) -> float:

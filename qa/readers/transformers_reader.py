@@ -64,9 +64,18 @@ class TransformersReader:
         self.batch_size = batch_size
         self.n_best = n_best
 
+    def _fit_question(self, question: str) -> str:
+        """Cut a question to a quarter of the window: a longer one leaves no room for the
+        passage (the tokenizer would fail) and says nothing the first words do not."""
+        limit = max(8, self.max_seq_len // 4)
+        tokens = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = tokens["offset_mapping"]
+        return question if len(offsets) <= limit else question[: offsets[limit - 1][1]]
+
     def read(self, question: str, passages: Sequence[Passage], top_n: int = 5) -> ReaderOutput:
         if not passages:
             return ReaderOutput(spans=[], no_answer_score=1.0)
+        question = self._fit_question(question)
         encoded = self.tokenizer(
             [question] * len(passages),
             [p.text for p in passages],
