@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -393,6 +393,9 @@ def create_app(
                 status="not_ready", index=False, models=state["warm"], detail=exc.detail
             )
             return JSONResponse(body.model_dump(), status_code=503)
+        if not state["warm"]:  # started without an index, which is there now: load the models
+            with suppress(HTTPException):
+                await run(warm_up)
         if not state["warm"]:
             metrics.ready.set(0)
             body = Readiness(
