@@ -176,10 +176,17 @@ def create_app(
     limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     metrics = Metrics()
     qa = pipeline or QAPipeline(settings)
-    # one inference thread: the models are not re-entrant, and the event loop stays free
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragqa-infer")
+    # one inference thread: the models are not re-entrant, and the event loop stays free;
     # ingestion over HTTP runs beside it, with its own embedder, so questions keep being answered
-    ingest_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragqa-ingest")
+    pools: dict[str, ThreadPoolExecutor] = {}
+
+    def pool(name: str) -> ThreadPoolExecutor:
+        """One thread per job, made when first needed (and again after a shutdown)."""
+        if name not in pools:
+            pools[name] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ragqa-{name}")
+        return pools[name]
+
+    # ingestion over HTTP runs beside it, with its own embedder, so questions keep being answered
     state: dict[str, Any] = {"warm": False, "checked": None, "ingestor": None, "bytes": (None, 0)}
 
     def live_snapshot() -> IndexSnapshot:
@@ -198,13 +205,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         try:
-            await asyncio.get_running_loop().run_in_executor(executor, warm_up)
+            await asyncio.get_running_loop().run_in_executor(pool("infer"), warm_up)
         except IndexLoadError as exc:
             log.error("starting without a usable index: %s", exc)
         yield
         log.info("shutting down: in-flight requests have finished")
-        ingest_executor.shutdown(wait=True)
-        executor.shutdown(wait=True)
+        for name in ("ingest", "infer"):
+            if name in pools:
+                pools.pop(name).shutdown(wait=True)
 
     app = FastAPI(
         title="ragqa",
@@ -263,7 +271,7 @@ def create_app(
 
     async def run(fn: Any, *args: Any) -> Any:
         try:
-            return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(pool("infer"), fn, *args)
         except IndexNotFoundError as exc:
             raise HTTPException(503, str(exc)) from None
         except IndexLoadError as exc:
@@ -472,7 +480,7 @@ def create_app(
                 raise HTTPException(400, f"path refused: {exc}") from None
         try:
             result = await asyncio.get_running_loop().run_in_executor(
-                ingest_executor, ingest_files, body
+                pool("ingest"), ingest_files, body
             )
         except IndexLoadError as exc:
             metrics.ingestions.labels("failed").inc()
