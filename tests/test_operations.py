@@ -190,3 +190,15 @@ def test_sigterm_finishes_in_flight_requests(tmp_path: Path) -> None:
     assert len(access["request_id"]) == 32 and access["route"] == "/ask"
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/live", timeout=2)
+
+
+def test_short_soak_has_no_failures(seeds_pipeline, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The CI version of bench/soak.py: 8 clients for 5 s against a real `ragqa serve`."""
+    out = tmp_path / "soak.json"
+    cmd = [sys.executable, str(REPO / "bench" / "soak.py"), "--clients", "8", "--duration", "5"]
+    cmd += ["--index-dir", str(seeds_pipeline.settings.index_dir), "--json", str(out)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    figures = json.loads(out.read_text())
+    assert figures["requests_failed"] == 0 and figures["requests_ok"] > 0
+    assert figures["rss_growth_mb"] <= figures["rss_bound_mb"]
