@@ -46,6 +46,12 @@ def main() -> None:
             update={"reader_quantize": False}
         ),
         "transformers (shipped model), int8": settings.model_copy(update={"reader_quantize": True}),
+        "transformers (shipped model), ONNX Runtime fp32": settings.model_copy(
+            update={"reader_backend": "onnx"}
+        ),
+        "transformers (shipped model), ONNX Runtime int8": settings.model_copy(
+            update={"reader_backend": "onnx-int8"}
+        ),
         "heuristic": settings.model_copy(update={"reader": "heuristic"}),
     }
     print(f"| reader | p50 ms | p95 ms | runs | torch threads: {args.threads} |")

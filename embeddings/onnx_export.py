@@ -24,6 +24,11 @@ from typing import Literal
 log = logging.getLogger(__name__)
 
 OnnxVariant = Literal["onnx", "onnx-int8"]
+Head = Literal["encoder", "qa"]  # last hidden state (embeddings) or start/end logits (reader)
+OUTPUTS: dict[str, list[str]] = {
+    "encoder": ["last_hidden_state"],
+    "qa": ["start_logits", "end_logits"],
+}
 OPSET = 18
 EXPORT_VERSION = 2  # part of the cache key: bump when the export or quantisation recipe changes
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -80,13 +85,14 @@ def _publish(tmp: Path, final: Path) -> None:
         os.close(dir_fd)
 
 
-def _export_fp32(model_path: Path, target: Path) -> None:
+def _export_fp32(model_path: Path, target: Path, head: Head) -> None:
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoModelForQuestionAnswering, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
-    model = AutoModel.from_pretrained(
-        str(model_path), local_files_only=True, attn_implementation="eager"
+    auto = AutoModelForQuestionAnswering if head == "qa" else AutoModel
+    model = auto.from_pretrained(
+        str(model_path), local_files_only=True, attn_implementation="eager", dtype=torch.float32
     ).eval()
 
     class _Encoder(torch.nn.Module):
@@ -99,11 +105,11 @@ def _export_fp32(model_path: Path, target: Path) -> None:
             input_ids: torch.Tensor,
             attention_mask: torch.Tensor,
             token_type_ids: torch.Tensor,
-        ) -> torch.Tensor:
+        ) -> tuple[torch.Tensor, ...]:
             out = self.inner(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             )
-            return out.last_hidden_state
+            return tuple(getattr(out, name) for name in OUTPUTS[head])
 
     sample = tokenizer(
         ["an example sentence", "a second, longer example"], padding=True, return_tensors="pt"
@@ -119,7 +125,7 @@ def _export_fp32(model_path: Path, target: Path) -> None:
             tuple(sample[name] for name in INPUT_NAMES),
             str(target),
             input_names=list(INPUT_NAMES),
-            output_names=["last_hidden_state"],
+            output_names=OUTPUTS[head],
             dynamic_shapes=shapes,
             opset_version=OPSET,
             dynamo=True,
@@ -136,7 +142,9 @@ def _quantize_int8(source: Path, target: Path) -> None:
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
 
 
-def ensure_onnx_model(model_path: Path, cache_dir: Path, variant: OnnxVariant) -> Path:
+def ensure_onnx_model(
+    model_path: Path, cache_dir: Path, variant: OnnxVariant, head: Head = "encoder"
+) -> Path:
     """The path of the exported (and, for ``onnx-int8``, quantised) model, exporting it once."""
     if not (model_path / "config.json").is_file():
         raise OnnxExportError(
@@ -144,23 +152,24 @@ def ensure_onnx_model(model_path: Path, cache_dir: Path, variant: OnnxVariant) -
             "weights on disk (use RAGQA_EMBEDDING_BACKEND=torch for hub ids)"
         )
     folder = cache_folder(model_path, cache_dir)
-    fp32 = folder / "model.onnx"
-    final = fp32 if variant == "onnx" else folder / "model_int8.onnx"
+    stem = "model" if head == "encoder" else head
+    fp32 = folder / f"{stem}.onnx"
+    final = fp32 if variant == "onnx" else folder / f"{stem}_int8.onnx"
     if final.is_file():
         return final
     with _locked(folder):
         if not fp32.is_file():
             log.info("exporting %s to ONNX in %s (once)", model_path, folder)
-            tmp = _atomic_target(folder, "model.onnx")
+            tmp = _atomic_target(folder, fp32.name)
             try:
-                _export_fp32(model_path, tmp)
+                _export_fp32(model_path, tmp, head)
                 _publish(tmp, fp32)
             except Exception as exc:
                 tmp.unlink(missing_ok=True)
                 raise OnnxExportError(f"exporting {model_path} to ONNX failed: {exc}") from exc
         if variant == "onnx-int8" and not final.is_file():
             log.info("quantising %s to int8", fp32)
-            tmp = _atomic_target(folder, "model_int8.onnx")
+            tmp = _atomic_target(folder, final.name)
             try:
                 _quantize_int8(fp32, tmp)
                 _publish(tmp, final)

@@ -13,7 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ReaderKind = Literal["heuristic", "transformers"]
-IndexKind = Literal["auto", "flat", "hnsw"]
+IndexKind = Literal["auto", "flat", "hnsw", "ivf-sq8", "ivf-pq"]
 
 PACKAGED_READER = "ragqa-minilm-qa"
 """The extractive QA model trained by this project and shipped in ``qa/reader_model``."""
@@ -61,8 +61,15 @@ class Settings(BaseSettings):
     candidate_k: int = Field(50, ge=1, description="Candidates per retriever before fusion.")
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     retrieval_mode: Literal["hybrid", "dense", "lexical"] = "hybrid"
-    index_kind: IndexKind = Field("auto", description="FAISS index: auto, flat or hnsw.")
-    hnsw_threshold: int = Field(200_000, ge=1, description="'auto' uses HNSW from this size.")
+    index_kind: IndexKind = Field(
+        "auto", description="FAISS index: auto, flat, hnsw, ivf-sq8 or ivf-pq (qa/vector_index.py)."
+    )
+    hnsw_threshold: int = Field(
+        200_000,
+        ge=1,
+        description="'auto' switches from exact search to the approximate index (IVF-SQ8) "
+        "from this many chunks (the name is historical).",
+    )
 
     # reading
     reader: ReaderKind = Field("transformers", description="Reader used to extract answers.")
@@ -75,6 +82,11 @@ class Settings(BaseSettings):
         True,
         description="int8 dynamic quantisation of the reader's linear layers (CPU only): about "
         "25% faster; about 2 F1 points lower on SQuAD v1.1, higher on the seeds (README).",
+    )
+    reader_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="Runtime of the transformers reader: torch (with reader_quantize), onnx or "
+        "onnx-int8 (ONNX Runtime; exported once into embedding_cache_dir).",
     )
     max_answer_tokens: int = Field(30, ge=1)
     reader_max_seq_len: int = Field(384, ge=64)

@@ -165,3 +165,44 @@ def test_settings_choose_the_backend(tmp_path: Path) -> None:
     settings = Settings(embedding_backend="onnx-int8", embedding_cache_dir=tmp_path)
     embedder = Embedder.from_settings(settings)
     assert embedder.backend == "onnx-int8" and embedder.cache_dir == tmp_path
+
+
+def test_reader_onnx_backend_reads_like_torch(tmp_path: Path) -> None:
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering
+
+    from qa.readers.transformers_reader import TransformersReader
+    from qa.types import Passage
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+    )
+    folder = tmp_path / "qa"
+    BertForQuestionAnswering(config).eval().save_pretrained(folder)
+    packaged = Path(resolve_model_path("all-MiniLM-L6-v2"))
+    for name in TOKENIZER_FILES:
+        if (packaged / name).exists():
+            shutil.copy(packaged / name, folder / name)
+    passages = [
+        Passage(f"d{i}:0", f"d{i}", "t", "s", 0, len(text), text, 1.0)
+        for i, text in enumerate(TEXTS)
+    ]
+    question = "Who beat Arsenal?"
+    torch_out = TransformersReader(str(folder), max_seq_len=64, stride=16).read(question, passages)
+    onnx_reader = TransformersReader(
+        str(folder), max_seq_len=64, stride=16, backend="onnx", cache_dir=tmp_path / "c"
+    )
+    onnx_out = onnx_reader.read(question, passages)
+    assert [(s.passage_index, s.start, s.end) for s in onnx_out.spans] == [
+        (s.passage_index, s.start, s.end) for s in torch_out.spans
+    ]
+    for a, b in zip(onnx_out.spans, torch_out.spans, strict=True):
+        assert a.score == pytest.approx(b.score, rel=1e-3, abs=1e-6)
+    assert (cache_folder(folder, tmp_path / "c") / "qa.onnx").is_file()
+    with pytest.raises(ValueError, match="not a local folder"):
+        TransformersReader("someone/qa-model", backend="onnx-int8")

@@ -46,6 +46,8 @@ def build_reader(settings: Settings, encode: EncodeFn | None = None) -> Reader:
             stride=settings.reader_stride,
             max_answer_tokens=settings.max_answer_tokens,
             batch_size=settings.reader_batch_size,
+            backend=settings.reader_backend,
+            cache_dir=settings.embedding_cache_dir,
         )
     from qa.readers.heuristic import HeuristicReader
 

@@ -5,6 +5,10 @@ overlap); all windows of all passages run in batches; each window proposes its n
 (end after start, at most ``max_answer_tokens`` long, inside the passage). Span scores are
 ``p_start * p_end`` with both softmaxes taken over the window's passage tokens plus the
 ``[CLS]`` position, so a SQuAD 2.0 model's no-answer score competes with every span.
+
+``backend="onnx-int8"`` runs the same checkpoint exported once to ONNX with int8 per-channel
+weights (``embeddings.onnx_export``) in ONNX Runtime instead of PyTorch; ``quantize`` is the
+PyTorch backend's int8 dynamic quantisation.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -39,22 +44,35 @@ class TransformersReader:
         batch_size: int = 16,
         n_best: int = 20,
         quantize: bool = False,
+        backend: Literal["torch", "onnx", "onnx-int8"] = "torch",
+        cache_dir: Path | None = None,
+        threads: int | None = None,
     ) -> None:
         local = Path(model_name_or_path).exists()
+        if backend != "torch" and not local:
+            raise ValueError(
+                f"reader model {model_name_or_path!r} is not a local folder; the {backend} "
+                "backend exports local checkpoints only (set RAGQA_READER_BACKEND=torch)"
+            )
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.model_name = model_name_or_path
         self.tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, local_files_only=local)
         if not getattr(self.tokenizer, "is_fast", False):
             raise ValueError(f"{model_name_or_path}: a fast tokenizer is needed for span offsets")
-        # float32 on the CPU: checkpoints may be stored in float16 to stay small
-        self.model = AutoModelForQuestionAnswering.from_pretrained(
-            model_name_or_path,
-            local_files_only=local,
-            dtype=torch.float32 if device == "cpu" else "auto",
-        )
-        self.model.eval().to(device)
-        if quantize and device == "cpu":
-            self.model = _quantize_int8(self.model)
+        self.backend = backend
+        self.session: Any = None
+        if backend != "torch":
+            self.session = _onnx_session(Path(model_name_or_path), backend, cache_dir, threads)
+        else:
+            # float32 on the CPU: checkpoints may be stored in float16 to stay small
+            self.model = AutoModelForQuestionAnswering.from_pretrained(
+                model_name_or_path,
+                local_files_only=local,
+                dtype=torch.float32 if device == "cpu" else "auto",
+            )
+            self.model.eval().to(device)
+            if quantize and device == "cpu":
+                self.model = _quantize_int8(self.model)
         self.device = device
         self.max_seq_len = min(
             max_seq_len, getattr(self.tokenizer, "model_max_length", max_seq_len)
@@ -71,6 +89,26 @@ class TransformersReader:
         tokens = self.tokenizer(question, add_special_tokens=False, return_offsets_mapping=True)
         offsets = tokens["offset_mapping"]
         return question if len(offsets) <= limit else question[: offsets[limit - 1][1]]
+
+    def _logits(self, inputs: dict[str, torch.Tensor], n: int) -> tuple[np.ndarray, np.ndarray]:
+        starts, ends = [], []
+        if self.session is not None:
+            names = {i.name for i in self.session.get_inputs()}
+            for b in range(0, n, self.batch_size):
+                feed = {k: v[b : b + self.batch_size].numpy() for k, v in inputs.items()}
+                if "token_type_ids" in names and "token_type_ids" not in feed:
+                    feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+                start, end = self.session.run(None, {k: feed[k] for k in names})
+                starts.append(start.astype(np.float32))
+                ends.append(end.astype(np.float32))
+            return np.concatenate(starts), np.concatenate(ends)
+        with torch.inference_mode():
+            for b in range(0, n, self.batch_size):
+                batch = {k: v[b : b + self.batch_size].to(self.device) for k, v in inputs.items()}
+                out = self.model(**batch)
+                starts.append(out.start_logits.float().cpu().numpy())
+                ends.append(out.end_logits.float().cpu().numpy())
+        return np.concatenate(starts), np.concatenate(ends)
 
     def read(self, question: str, passages: Sequence[Passage], top_n: int = 5) -> ReaderOutput:
         if not passages:
@@ -94,14 +132,7 @@ class TransformersReader:
             for k, v in encoded.items()
             if k in ("input_ids", "attention_mask", "token_type_ids")
         }
-        starts, ends = [], []
-        with torch.inference_mode():
-            for b in range(0, len(sample_of), self.batch_size):
-                batch = {k: v[b : b + self.batch_size].to(self.device) for k, v in inputs.items()}
-                out = self.model(**batch)
-                starts.append(out.start_logits.float().cpu().numpy())
-                ends.append(out.end_logits.float().cpu().numpy())
-        start_logits, end_logits = np.concatenate(starts), np.concatenate(ends)
+        start_logits, end_logits = self._logits(inputs, len(sample_of))
 
         best: dict[tuple[int, int, int], float] = {}
         no_answer = 1.0
@@ -134,6 +165,23 @@ class TransformersReader:
             for (p, s, e), score in sorted(best.items(), key=lambda kv: -kv[1])
         ]
         return ReaderOutput(spans=_dedupe(spans)[:top_n], no_answer_score=no_answer)
+
+
+def _onnx_session(
+    model_path: Path, backend: str, cache_dir: Path | None, threads: int | None
+) -> Any:
+    import onnxruntime as ort
+
+    from embeddings.encoder import DEFAULT_CACHE_DIR
+    from embeddings.onnx_export import ensure_onnx_model
+
+    variant = "onnx-int8" if backend == "onnx-int8" else "onnx"
+    path = ensure_onnx_model(model_path, cache_dir or DEFAULT_CACHE_DIR, variant, head="qa")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
