@@ -77,8 +77,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2k and 5k vectors, 50 queries")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    if args.quick:
-        args.sizes, args.queries, args.base_articles = "2000,5000", 50, 40
+    if args.quick:  # smaller defaults; sizes and counts given explicitly are kept
+        defaults = {"sizes": "10000,100000,1000000", "queries": 300, "base_articles": 300}
+        quick = {"sizes": "2000,5000", "queries": 50, "base_articles": 40}
+        for key, value in quick.items():
+            if getattr(args, key) == defaults[key]:
+                setattr(args, key, value)
 
     import faiss
 

@@ -126,7 +126,7 @@ def plot(rows: list[dict[str, float]], path: Path) -> None:
 
 
 def report(rows: list[dict[str, float]], args: argparse.Namespace) -> str:
-    base = next((r for r in rows if r["backend"] == "torch"), rows[0])
+    base = next((r for r in rows if r["backend"] == "torch"), None)
     stage_rows = []
     for r in rows:
         total = r["parse_chunk_s"] + r["embed_s"] + r["index_s"]
@@ -138,8 +138,10 @@ def report(rows: list[dict[str, float]], args: argparse.Namespace) -> str:
                 r["chunks"] / r["index_s"],
                 r["articles"] / total,
                 r["chunks"] / total,
-                f"{(base['parse_chunk_s'] + base['embed_s'] + base['index_s']) / total:.2f}x",
-                f"{base['embed_s'] / r['embed_s']:.2f}x",
+                f"{(base['parse_chunk_s'] + base['embed_s'] + base['index_s']) / total:.2f}x"
+                if base
+                else "n/a (no torch run)",
+                f"{base['embed_s'] / r['embed_s']:.2f}x" if base else "n/a",
                 f"{r['peak_rss_mb']:.0f}",
                 f"{100 * r['recall5_dense']:.1f}",
                 f"{100 * r['recall5_hybrid']:.1f}",

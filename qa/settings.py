@@ -42,9 +42,10 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = Field(64, ge=1)
     embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "torch",
+        "onnx",
         description="Embedding runtime: torch (sentence-transformers on PyTorch), onnx (ONNX "
-        "Runtime) or onnx-int8 (ONNX Runtime, int8 dynamic quantisation).",
+        "Runtime; the same vectors, about 1.3x faster) or onnx-int8 (int8 dynamic "
+        "quantisation; about 2.1x faster, recall@5 0.7-1.3 points lower; README Performance).",
     )
     embedding_cache_dir: Path = Field(
         Path.home() / ".cache" / "ragqa" / "onnx",

@@ -156,8 +156,8 @@ def search(index: faiss.Index, query: np.ndarray, k: int) -> list[tuple[int, flo
     if index.ntotal == 0 or k <= 0:
         return []
     # one question is too little work to share: OpenMP threads spin-waiting for each other cost
-    # more than they save (flat, 10k chunks, 2 busy cores: p50 0.3 ms on one thread, 32 ms on
-    # two). The setting applies to the calling thread's parallel regions only.
+    # more than they save (flat, 10k chunks, 2 busy cores: p50 0.29 ms on one thread, 16 ms on
+    # two; README Performance). The setting applies to the calling thread's parallel regions.
     faiss.omp_set_num_threads(SEARCH_THREADS)
     scores, rows = index.search(query.reshape(1, -1).astype(np.float32), min(k, index.ntotal))
     return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
