@@ -210,7 +210,7 @@ def create_app(
             log.error("starting without a usable index: %s", exc)
         yield
         log.info("shutting down: in-flight requests have finished")
-        for name in ("ingest", "infer"):
+        for name in ("ingest", "infer", "status"):
             if name in pools:
                 pools.pop(name).shutdown(wait=True)
 
@@ -269,9 +269,11 @@ def create_app(
 
     asker, admin = guard("ask"), guard("admin")
 
-    async def run(fn: Any, *args: Any) -> Any:
+    async def run(fn: Any, *args: Any, on: str = "infer") -> Any:
+        """``fn`` on a worker thread: model inference on "infer"; index lookups for health
+        checks and documents on "status", so that they never queue behind questions."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool("infer"), fn, *args)
+            return await asyncio.get_running_loop().run_in_executor(pool(on), fn, *args)
         except IndexNotFoundError as exc:
             raise HTTPException(503, str(exc)) from None
         except IndexLoadError as exc:
@@ -311,7 +313,7 @@ def create_app(
     async def list_documents(
         offset: int = Query(0, ge=0), limit: int = Query(100, ge=1, le=1000)
     ) -> DocumentList:
-        snapshot = await run(live_snapshot)
+        snapshot = await run(live_snapshot, on="status")
         docs = list(snapshot.documents.values())
         return DocumentList(
             total=len(docs),
@@ -342,7 +344,7 @@ def create_app(
                 location += "?" + urlencode({"start": start, "end": end}) + "#answer"
             return RedirectResponse(location, status_code=303, headers={"Vary": "Accept"})
         response.headers["Vary"] = "Accept"
-        doc = await run(document_checked, doc_id)
+        doc = await run(document_checked, doc_id, on="status")
         if doc is None:
             raise HTTPException(404, f"no document with id {doc_id!r}")
         return DocumentOut(
@@ -358,7 +360,7 @@ def create_app(
     async def health() -> JSONResponse:
         reader = getattr(qa.reader, "name", type(qa.reader).__name__)
         try:
-            snapshot = await run(live_snapshot)
+            snapshot = await run(live_snapshot, on="status")
         except HTTPException as exc:
             body = Health(
                 status="no_index",
@@ -394,7 +396,7 @@ def create_app(
     async def ready() -> JSONResponse:
         """Readiness: 200 once the index and the models are loaded, else 503 with the reason."""
         try:
-            snapshot = await run(live_snapshot)
+            snapshot = await run(live_snapshot, on="status")
         except HTTPException as exc:
             metrics.ready.set(0)
             body = Readiness(
@@ -498,7 +500,7 @@ def create_app(
         """A document as a page for people; ``?start=&end=`` highlights the answer."""
         headers = {**_PAGE_HEADERS, "Content-Security-Policy": _VIEW_CSP}
         try:
-            doc = await run(document_checked, doc_id)
+            doc = await run(document_checked, doc_id, on="status")
         except HTTPException as exc:
             page = render_message_page("The articles are not available", str(exc.detail))
             return HTMLResponse(page, status_code=exc.status_code, headers=headers)

@@ -202,3 +202,41 @@ def test_short_soak_has_no_failures(seeds_pipeline, tmp_path: Path) -> None:  # 
     figures = json.loads(out.read_text())
     assert figures["requests_failed"] == 0 and figures["requests_ok"] > 0
     assert figures["rss_growth_mb"] <= figures["rss_bound_mb"]
+
+
+class _BlockingReader:
+    """A reader that, once armed, holds the inference thread until released."""
+
+    name = "blocking-reader"
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def read(self, question: str, passages: Sequence[Passage], top_n: int = 5) -> ReaderOutput:
+        if self.armed:
+            self.entered.set()
+            self.release.wait(timeout=30)
+        return ReaderOutput([])
+
+
+def test_health_and_documents_do_not_queue_behind_questions(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    Ingestor(settings, FakeEmbedder()).ingest([SEEDS], progress=False)
+    reader = _BlockingReader()
+    app = create_app(settings, QAPipeline(settings, FakeEmbedder(), reader))  # type: ignore[arg-type]
+    with TestClient(app) as client:
+        reader.armed = True
+        asking = threading.Thread(target=lambda: client.post("/ask", json={"question": "Who?"}))
+        asking.start()
+        try:
+            assert reader.entered.wait(timeout=30), "the question never reached the reader"
+            # the inference thread is busy: these must still answer, before it is released
+            assert client.get("/health").status_code == 200
+            assert client.get("/ready").status_code == 200
+            assert client.get("/documents").json()["total"] == 2
+            assert not reader.release.is_set() and asking.is_alive()
+        finally:
+            reader.release.set()
+            asking.join(timeout=30)
