@@ -97,9 +97,13 @@ async def poll_health(client: object, stop: asyncio.Event, out: list[float]) -> 
     assert isinstance(client, httpx.AsyncClient)
     while not stop.is_set():
         t0 = time.perf_counter()
-        r = await client.get("/health")
-        if r.status_code == 200:
-            out.append((time.perf_counter() - t0) * 1000)
+        try:
+            r = await client.get("/health", timeout=10)
+            ok = r.status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        # a failed or timed-out poll is recorded as infinitely slow
+        out.append((time.perf_counter() - t0) * 1000 if ok else float("inf"))
         await asyncio.sleep(0.05)
 
 
@@ -168,7 +172,11 @@ def main() -> None:
             rows, health = asyncio.run(measure(base, questions, levels, args.requests))
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
     name = "query_latency_quick" if args.quick else f"query_latency_{args.device}"
     plot(rows, args.out / f"{name}.png")
     table = markdown_table(
@@ -209,6 +217,7 @@ def main() -> None:
             table,
             "",
             f"`GET /health` during the concurrency-{levels[-1]} run: {len(health)} polls, "
+            f"{sum(h == float('inf') for h in health)} failed or over 10 s; "
             f"p50 {percentile(health, 50):.1f} ms, p95 {percentile(health, 95):.1f} ms, "
             f"max {max(health, default=float('nan')):.1f} ms.",
             "",
