@@ -1,4 +1,5 @@
-"""Helpers shared by the bench scripts: BBC questions, percentiles, results files, machine load."""
+"""Helpers shared by the bench scripts: BBC questions, percentiles, results files, machine load,
+a `ragqa serve` subprocess on a free loopback port."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import os
 import platform
 import random
 import resource
+import socket
+import subprocess
 import sys
-from collections.abc import Sequence
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parents[1]
 BBC = REPO.parent / "shared" / "data" / "bbc"
@@ -101,3 +108,55 @@ def write_result(name: str, title: str, body: str, out_dir: Path = RESULTS) -> P
     path = out_dir / f"{name}.md"
     path.write_text(f"# {title}\n\n{body}\n", "utf-8")
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_server(
+    command: Sequence[str], env: Mapping[str, str], timeout: float = 300
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``command`` (a ``ragqa serve`` line) on a free port; yields (base URL, process) once
+    ``/ready`` answers 200, and stops the server afterwards. The server's output goes to a file:
+    a pipe nobody reads fills up and then blocks the server mid-request."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with (
+        tempfile.TemporaryDirectory(prefix="ragqa-serve-") as tmp,
+        open(Path(tmp) / "server.log", "w+b") as log,
+    ):
+        server = subprocess.Popen(
+            [*command, "--port", str(port)], env=dict(env), stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_ready(base, server, log, timeout)
+            yield base, server
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def _wait_ready(base: str, server: subprocess.Popen[bytes], log: IO[bytes], timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            log.seek(0)
+            tail = log.read().decode("utf-8", "replace")[-3000:]
+            raise SystemExit(f"ragqa serve exited with {server.returncode} at start-up:\n{tail}")
+        try:
+            if httpx.get(base + "/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"ragqa serve was not ready after {timeout:.0f} s")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,14 +30,9 @@ from _common import (
     machine_line,
     markdown_table,
     percentile,
+    running_server,
     write_result,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build_index(index_dir: Path, limit: int, backend: str) -> None:
@@ -153,7 +147,6 @@ def main() -> None:
         n_docs, n_chunks = len(snapshot.documents), len(snapshot.chunks)
         del snapshot
         questions = [q.question for q in bbc_questions(500, articles=articles)]
-        port = free_port()
         env = {
             **os.environ,
             "RAGQA_EMBEDDING_BACKEND": args.backend,
@@ -162,21 +155,9 @@ def main() -> None:
             "RAGQA_LOG_FORMAT": "text",
         }
         cmd = [str(REPO / ".venv/bin/ragqa"), "serve", "--index-dir", str(index_dir)]
-        server = subprocess.Popen(
-            [*cmd, "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        try:
-            wait_ready(f"http://127.0.0.1:{port}", server)
+        with running_server(cmd, env) as (base, _):
             levels = [int(x) for x in args.levels.split(",")]
-            base = f"http://127.0.0.1:{port}"
             rows, health = asyncio.run(measure(base, questions, levels, args.requests))
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
     name = "query_latency_quick" if args.quick else f"query_latency_{args.device}"
     plot(rows, args.out / f"{name}.png")
     table = markdown_table(
@@ -229,23 +210,6 @@ def main() -> None:
     )
     path = write_result(name, "Query latency over HTTP", body, args.out)
     print(path.read_text("utf-8"))
-
-
-def wait_ready(base: str, server: subprocess.Popen, timeout: float = 300) -> None:
-    import httpx
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if server.poll() is not None:
-            err = server.stderr.read().decode() if server.stderr else ""
-            raise SystemExit(f"ragqa serve exited with {server.returncode}: {err[-2000:]}")
-        try:
-            if httpx.get(base + "/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit("ragqa serve did not become healthy in time")
 
 
 def plot(rows: list[dict[str, object]], path: Path) -> None:

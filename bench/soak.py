@@ -16,7 +16,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,27 +24,14 @@ from pathlib import Path
 
 import httpx
 import psutil
+from _common import REPO, percentile, running_server
 
-REPO = Path(__file__).resolve().parents[1]
 GOLD = REPO / "eval" / "gold" / "seeds.jsonl"
 
 
 def _questions() -> list[str]:
     rows = [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines() if line]
     return [r["question"] for r in rows] or ["Who closed the 2019 conference?"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 async def _client(
@@ -111,38 +97,12 @@ def main() -> int:
             check=True,
             env=env,
         )
-    port = _free_port()
-    log = open(Path(tmp.name) / "server.log", "w+")  # noqa: SIM115 - read back on failure
-    proc = subprocess.Popen(
-        [ragqa, "serve", "--port", str(port), "--index-dir", str(index_dir)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                sys.stderr.write(log.read()[-3000:])
-                raise SystemExit("the server exited during start-up")
-            try:
-                if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("the server was not ready after 180 s")
-            time.sleep(0.5)
-        result = asyncio.run(_run(base, args.clients, args.duration, psutil.Process(proc.pid)))
+        command = [ragqa, "serve", "--index-dir", str(index_dir)]
+        with running_server(command, env, timeout=180) as (base, server):
+            watched = psutil.Process(server.pid)
+            result = asyncio.run(_run(base, args.clients, args.duration, watched))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
         tmp.cleanup()
 
     lat = [x * 1000 for x in result["latencies"]]
@@ -155,9 +115,9 @@ def main() -> int:
         "requests_ok": done,
         "requests_failed": failed,
         "throughput_rps": round(done / result["elapsed"], 2),
-        "p50_ms": round(_percentile(lat, 50), 1),
-        "p95_ms": round(_percentile(lat, 95), 1),
-        "p99_ms": round(_percentile(lat, 99), 1),
+        "p50_ms": round(percentile(lat, 50), 1),
+        "p95_ms": round(percentile(lat, 95), 1),
+        "p99_ms": round(percentile(lat, 99), 1),
         "max_ms": round(max(lat), 1) if lat else None,
         "rss_start_mb": round(rss_start, 1),
         "rss_peak_mb": round(rss_peak, 1),
