@@ -19,6 +19,29 @@ SEEDS = REPO / "seeds"
 SHARED = REPO.parent / "shared"
 
 
+def save_tiny_bert(model_class: type, folder: Path) -> Path:
+    """A 2-layer BERT of ``model_class`` (``BertModel``, ``BertForQuestionAnswering``) with random
+    weights (seed 0) and the packaged MiniLM tokenizer, saved in ``folder``: fast and hermetic."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig
+
+    from embeddings import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
+    tokenizer.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    model_class(config).eval().save_pretrained(folder)
+    return folder
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",

@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddings import Embedder, resolve_model_path
+from embeddings import Embedder
 from embeddings.onnx_backend import UnsupportedModelError
 from embeddings.onnx_export import cache_folder, ensure_onnx_model
+
+from .conftest import save_tiny_bert
 
 TEXTS = [
     "The central bank raised interest rates by a quarter point on Thursday.",
@@ -24,32 +26,12 @@ TEXTS = [
     "with both goals coming from set pieces after a long spell of pressure.",
     "Ofcom said the broadband market was more competitive than a year ago.",
 ]
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-)
 
 
 def _tiny_model(folder: Path, pooling: str = "mean") -> Path:
-    import torch
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    BertModel(config).eval().save_pretrained(folder)
-    packaged = Path(resolve_model_path("all-MiniLM-L6-v2"))
-    for name in TOKENIZER_FILES:
-        if (packaged / name).exists():
-            shutil.copy(packaged / name, folder / name)
+    save_tiny_bert(BertModel, folder)
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {
@@ -168,26 +150,12 @@ def test_settings_choose_the_backend(tmp_path: Path) -> None:
 
 
 def test_reader_onnx_backend_reads_like_torch(tmp_path: Path) -> None:
-    import torch
-    from transformers import BertConfig, BertForQuestionAnswering
+    from transformers import BertForQuestionAnswering
 
     from qa.readers.transformers_reader import TransformersReader
     from qa.types import Passage
 
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-    )
-    folder = tmp_path / "qa"
-    BertForQuestionAnswering(config).eval().save_pretrained(folder)
-    packaged = Path(resolve_model_path("all-MiniLM-L6-v2"))
-    for name in TOKENIZER_FILES:
-        if (packaged / name).exists():
-            shutil.copy(packaged / name, folder / name)
+    folder = save_tiny_bert(BertForQuestionAnswering, tmp_path / "qa")
     passages = [
         Passage(f"d{i}:0", f"d{i}", "t", "s", 0, len(text), text, 1.0)
         for i, text in enumerate(TEXTS)

@@ -3,14 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
-from embeddings import resolve_model_path
 from qa.readers import PACKAGED_READER_DIR, build_reader
 from qa.readers.base import Reader
 from qa.readers.heuristic import FEATURES, CandidateScorer, HeuristicReader
 from qa.settings import PACKAGED_READER, Settings
 from qa.types import Passage
+
+from .conftest import save_tiny_bert
 
 LONG = (
     "The museum in Leeds opened in 1998 after a long campaign. "
@@ -25,22 +25,9 @@ def _passage(text: str, i: int = 0) -> Passage:
 @pytest.fixture(scope="module")
 def tiny_qa_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer BERT QA model with random weights and the packaged MiniLM tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
+    from transformers import BertForQuestionAnswering
 
-    folder = tmp_path_factory.mktemp("tiny-qa")
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
-    tokenizer.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    BertForQuestionAnswering(config).save_pretrained(folder)
-    return folder
+    return save_tiny_bert(BertForQuestionAnswering, tmp_path_factory.mktemp("tiny-qa"))
 
 
 def test_transformers_reader_windows_and_returns_exact_spans(tiny_qa_model: Path) -> None:
