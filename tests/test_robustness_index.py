@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import random
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -41,12 +43,22 @@ BBC = SHARED / "data" / "bbc"
 ROUNDS = int(os.environ.get("RAGQA_KILL_ROUNDS", "25"))
 BATCH = 4
 FIRST = 20
+# a round takes about a second; a child still running after this long is stuck, not slow
+CHILD_DEADLINE_S = 120
 
 # A process that imports the ingestion code once, then forks one child per ingestion: the child
 # is the ingesting process the test kills (so a round does not pay for Python's start-up).
 _ZYGOTE = r"""
-import os, sys
+import faulthandler, os, sys
+CHILD_DEADLINE_S = int(os.environ["RAGQA_KILL_CHILD_DEADLINE_S"])
 from pathlib import Path
+import threading, tqdm
+# tqdm's default lock holds a multiprocessing semaphore, which forked children share: a child
+# SIGKILLed inside tqdm (bm25s makes bars even when they are hidden) would leave it taken and
+# every later child would wait on it forever. Each child gets a process-local lock instead, and
+# no monitor thread (a fork while it held the lock would deadlock the child the same way).
+tqdm.tqdm.monitor_interval = 0
+tqdm.tqdm.set_lock(threading.RLock())
 from tests.conftest import FakeEmbedder
 from qa.ingest import Ingestor
 from qa.settings import Settings
@@ -60,6 +72,9 @@ for line in sys.stdin:
     index_dir, corpus = line.rstrip("\n").split("\t")
     pid = os.fork()
     if pid == 0:
+        # a child that hangs (a deadlock inherited through fork) prints every thread's stack and
+        # exits, so the test fails with the place instead of waiting forever
+        faulthandler.dump_traceback_later(CHILD_DEADLINE_S, exit=True)
         try:
             s = Settings(index_dir=Path(index_dir), embedding_model="fake-embedder",
                          chunk_tokens=60)
@@ -93,7 +108,16 @@ class _FirstSentence:
 
 class Zygote:
     def __init__(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "RAGQA_KILL_CHILD_DEADLINE_S": str(CHILD_DEADLINE_S),
+            # One thread everywhere: forking a process whose OpenMP (libgomp) or tokenizer thread
+            # pools have started can deadlock the child, and this test forks a hundred times.
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _ZYGOTE],
             cwd=REPO,
@@ -102,11 +126,26 @@ class Zygote:
             stdout=subprocess.PIPE,
             text=True,
         )
+        # stdout is read by a thread so that every wait has a deadline: a hung zygote fails the
+        # test with a message instead of hanging the suite
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
         assert self._line() == "ready"
 
-    def _line(self) -> str:
+    def _pump(self) -> None:
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
+        for line in self.proc.stdout:
+            self._lines.put(line)
+        self._lines.put("")
+
+    def _line(self) -> str:
+        try:
+            line = self._lines.get(timeout=CHILD_DEADLINE_S + 30)
+        except queue.Empty:
+            self.proc.kill()
+            raise AssertionError(
+                f"the ingestion zygote said nothing for {CHILD_DEADLINE_S + 30} s"
+            ) from None
         assert line, "the ingestion zygote died"
         return line.strip()
 
@@ -125,7 +164,11 @@ class Zygote:
     def close(self) -> None:
         if self.proc.stdin:
             self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
 
 
 @pytest.fixture
@@ -173,7 +216,7 @@ def test_sigkilled_ingestion_never_breaks_the_index(tmp_path: Path, zygote: Zygo
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for f in files[:FIRST]:
-        shutil.copy(f, corpus / f.name)
+        shutil.copy(f, corpus / f"{f.parent.name}-{f.name}")  # 001.txt is in every category
     settings = Settings(
         index_dir=tmp_path / "index", embedding_model="fake-embedder", chunk_tokens=60
     )
@@ -185,7 +228,7 @@ def test_sigkilled_ingestion_never_breaks_the_index(tmp_path: Path, zygote: Zygo
     duration = 1.0  # refined by each completed run
     for round_no in range(ROUNDS):
         for f in files[FIRST + round_no * BATCH : FIRST + (round_no + 1) * BATCH]:
-            shutil.copy(f, corpus / f.name)
+            shutil.copy(f, corpus / f"{f.parent.name}-{f.name}")  # 001.txt is in every category
         # a seeded random point in the run: anywhere from the first file read to the publish
         delay = rng.uniform(0.0, duration * 1.05)
         pid = zygote.start(settings.index_dir, corpus)
