@@ -1,6 +1,7 @@
 """Choose a reader's no-answer threshold on a calibration split of the seeds gold set.
 
-    python -m eval.calibrate [--reader transformers|heuristic] [--gold eval/gold/seeds.jsonl]
+    python -m eval.calibrate [--reader transformers|heuristic]
+        [--reader-backend torch|onnx|onnx-int8] [--gold eval/gold/seeds.jsonl]
 
 It indexes ``seeds/`` in a temporary folder, answers every gold question with the real pipeline
 (threshold 0, so every candidate is kept), then sweeps the threshold on the even-numbered
@@ -54,13 +55,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Calibrate the no-answer threshold.")
     parser.add_argument("--reader", choices=["transformers", "heuristic"], default=None)
     parser.add_argument("--reader-model", default=None)
+    parser.add_argument("--reader-backend", choices=["torch", "onnx", "onnx-int8"], default=None)
     parser.add_argument("--gold", type=Path, default=REPO / "eval/gold/seeds.jsonl")
     parser.add_argument("--seeds", type=Path, default=REPO / "seeds")
     args = parser.parse_args()
-    overrides = {"reader": args.reader, "reader_model": args.reader_model}
+    overrides = {
+        "reader": args.reader,
+        "reader_model": args.reader_model,
+        "reader_backend": args.reader_backend,
+    }
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     result = calibrate(settings, args.gold, args.seeds)
-    table = Table(title=f"No-answer threshold for the {settings.reader} reader")
+    table = Table(title=f"No-answer threshold for {settings.threshold_key}")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in result.items():

@@ -229,6 +229,7 @@ def stats(
         "documents": m.n_documents,
         "chunks": m.n_chunks,
         "embedding_model": m.embedding_model,
+        "embedding_backend": m.embedding_backend or "not recorded",
         "dimension": m.dimension,
         "index_kind": m.index_kind,
         "chunk_tokens": m.chunk_tokens,

@@ -61,6 +61,24 @@ def check_embedding_model(
             f"{settings.embedding_model!r} makes vectors of dimension {dimension}; use the model "
             "the index was built with or rebuild with `ragqa ingest --rebuild PATH...`"
         )
+    built_by = snapshot.manifest.embedding_backend
+    if (
+        built_by
+        and built_by != settings.embedding_backend
+        and "int8" in built_by + (settings.embedding_backend)
+    ):
+        # torch and onnx make the same vectors (to 1e-4); int8 ones differ a little, so mixing
+        # them costs some recall without breaking anything
+        log.warning(
+            "the index at %s was embedded with the %s backend but RAGQA_EMBEDDING_BACKEND is "
+            "%s: questions and new articles are embedded slightly differently, which costs a "
+            "little recall; set RAGQA_EMBEDDING_BACKEND=%s or rebuild with "
+            "`ragqa ingest --rebuild PATH...`",
+            settings.index_dir,
+            built_by,
+            settings.embedding_backend,
+            built_by,
+        )
 
 
 class Ingestor:
@@ -213,6 +231,7 @@ class Ingestor:
                 chunks,
                 embeddings,
                 embedding_model=self.settings.embedding_model,
+                embedding_backend=self.settings.embedding_backend,
                 index_kind=kind,
                 chunk_tokens=self.settings.chunk_tokens,
                 chunk_overlap_sentences=self.settings.chunk_overlap_sentences,

@@ -23,6 +23,8 @@ CALIBRATED_THRESHOLDS: dict[str, float] = {
     # the answer score that maximised F1 on the calibration split (the even-numbered questions
     # of eval/gold/seeds.jsonl, answerable and unanswerable) in `ragqa eval` runs; the odd half
     # is left to check it. Rerun: `python -m eval.calibrate` prints the sweep and the choice.
+    # A runtime other than PyTorch scores a little differently, so the transformers reader has
+    # one entry per runtime ("transformers/onnx-int8"); "transformers" is the PyTorch one.
     "heuristic": 0.29,
     "transformers": 0.06,
 }
@@ -135,4 +137,11 @@ class Settings(BaseSettings):
         """The no-answer threshold in force: the explicit one, else the reader's calibrated one."""
         if self.no_answer_threshold is not None:
             return self.no_answer_threshold
-        return CALIBRATED_THRESHOLDS[self.reader]
+        return CALIBRATED_THRESHOLDS.get(self.threshold_key, CALIBRATED_THRESHOLDS[self.reader])
+
+    @property
+    def threshold_key(self) -> str:
+        """The CALIBRATED_THRESHOLDS entry for this reader and runtime."""
+        if self.reader == "transformers" and self.reader_backend != "torch":
+            return f"transformers/{self.reader_backend}"
+        return self.reader

@@ -28,7 +28,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,9 @@ class Manifest:
     chunk_overlap_sentences: int
     created_at: float = field(default_factory=time.time)
     checksums: dict[str, str] = field(default_factory=dict)
+    # the runtime that made the vectors (torch, onnx, onnx-int8); "" in indexes written before
+    # it was recorded
+    embedding_backend: str = ""
 
 
 @dataclass(slots=True)
@@ -174,8 +177,11 @@ class IndexStore:
                 f"{path} was written by an incompatible version of ragqa (index format "
                 f"{version!r}, this version reads {FORMAT_VERSION}); {_REBUILD_HINT}"
             )
+        # fields added later are optional and unknown ones are ignored: a change that old
+        # versions cannot read bumps FORMAT_VERSION instead
+        known = {f.name for f in fields(Manifest)}
         try:
-            return Manifest(**data)
+            return Manifest(**{k: v for k, v in data.items() if k in known})
         except TypeError as exc:
             raise IndexLoadError(f"{path} is corrupt ({exc}); {_REBUILD_HINT}") from None
 
@@ -248,6 +254,7 @@ class IndexStore:
         index_kind: str,
         chunk_tokens: int,
         chunk_overlap_sentences: int,
+        embedding_backend: str = "",
     ) -> IndexSnapshot:
         """Write a complete new snapshot and make it live atomically. Call under :meth:`lock`."""
         self.snapshots_dir.mkdir(parents=True, exist_ok=True)
@@ -283,6 +290,7 @@ class IndexStore:
                 n_chunks=len(chunks),
                 chunk_tokens=chunk_tokens,
                 chunk_overlap_sentences=chunk_overlap_sentences,
+                embedding_backend=embedding_backend,
                 checksums={
                     str(p.relative_to(tmp)): _sha256(p)
                     for p in sorted(tmp.rglob("*"))

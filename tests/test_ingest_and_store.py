@@ -149,3 +149,22 @@ def test_embedding_model_mismatch_detected(tmp_path, fake_settings, fake_embedde
     other = fake_settings.model_copy(update={"embedding_model": "some/other-model"})
     with pytest.raises(IndexLoadError, match="built with embedding model 'fake-embedder'"):
         _ingest(other, FakeEmbedder(), _corpus(tmp_path / "x"))
+
+
+def test_embedding_backend_is_recorded_and_an_int8_mix_warned(
+    tmp_path, fake_settings, fake_embedder, caplog
+):
+    onnx = fake_settings.model_copy(update={"embedding_backend": "onnx"})
+    _ingest(onnx, fake_embedder, _corpus(tmp_path))
+    assert IndexStore(onnx.index_dir).load().manifest.embedding_backend == "onnx"
+
+    # torch and onnx make the same vectors: no warning
+    with caplog.at_level("WARNING", logger="qa.ingest"):
+        _ingest(onnx.model_copy(update={"embedding_backend": "torch"}), fake_embedder, SEEDS)
+    assert "backend" not in caplog.text
+
+    with caplog.at_level("WARNING", logger="qa.ingest"):
+        _ingest(onnx.model_copy(update={"embedding_backend": "onnx-int8"}), fake_embedder, SEEDS)
+    assert "embedded with the onnx backend but RAGQA_EMBEDDING_BACKEND is onnx-int8" in (
+        caplog.text
+    )
