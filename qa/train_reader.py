@@ -198,8 +198,8 @@ def train(
         torch.set_num_threads(max(1, torch.get_num_threads()))
 
     examples = load_examples(bbc_dir)
-    train_ex = [e for e in examples if not is_held_out(e.article, cfg.held_out_percent)]
-    dev_ex = [e for e in examples if is_held_out(e.article, cfg.held_out_percent)]
+    train_ex = [e for e in examples if not is_held_out(e.split_key, cfg.held_out_percent)]
+    dev_ex = [e for e in examples if is_held_out(e.split_key, cfg.held_out_percent)]
     log.info("%d training questions, %d held out", len(train_ex), len(dev_ex))
 
     base = resolve_model_path(cfg.base_model)

@@ -51,6 +51,17 @@ def test_held_out_split_is_by_article_and_stable() -> None:
     assert held == [a for a in articles if is_held_out(a)]
 
 
+def test_copies_of_an_article_fall_on_the_same_side_of_the_split() -> None:
+    # the BBC corpus holds some articles twice under other names (tech/003.txt is
+    # tech/036.txt): a split by file name would train on one copy and score the other
+    sides: dict[str, set[bool]] = {}
+    for ex in load_examples():
+        text = (DEFAULT_BBC_DIR / ex.article).read_text(encoding="utf-8")
+        sides.setdefault(" ".join(text.split()), set()).add(is_held_out(ex.split_key))
+    assert all(len(s) == 1 for s in sides.values())
+    assert not is_held_out("tech/036.txt") and is_held_out("tech/003.txt")  # a path split fails
+
+
 def _write(path: Path, record: dict) -> Path:
     path.write_text(json.dumps(record) + "\n", "utf-8")
     return path
@@ -72,7 +83,7 @@ def test_misplaced_answer_is_refused_with_file_and_line(tmp_path: Path) -> None:
     }
     (ex,) = load_examples(bbc, [_write(tmp_path / "ok.jsonl", good)])
     assert ex == QAExample(
-        "t1", "tech/001.txt", good["question"], ex.context, ((0, "Ada Lovelace"),), "who"
+        "t1", "tech/001.txt", good["question"], ex.context, ((0, "Ada Lovelace"),), "who", "Title"
     )
     bad = {**good, "answers": [{"text": "Ada Lovelace", "start": 8}]}
     with pytest.raises(TrainingDataError, match=r"bad\.jsonl:1: answer 'Ada Lovelace'"):
