@@ -71,3 +71,25 @@ def test_query_latency_bench(tmp_path: Path) -> None:
     ]
     assert len(rows) == 2 and all(r[3].strip() == "0" for r in rows)  # no errors
     assert "GET /health" in table
+
+
+def test_peers_bench(tmp_path: Path) -> None:
+    # the peers come with the optional `bench` extra; without it there is nothing to compare
+    pytest.importorskip("haystack", reason="needs the bench extra (haystack-ai)")
+    pytest.importorskip("txtai", reason="needs the bench extra (txtai)")
+    _run(
+        "peers.py",
+        tmp_path,
+        "--systems",
+        "ragqa,haystack,txtai",
+        "--articles",
+        "6",
+        "--questions",
+        "3",
+    )
+    table = (tmp_path / "peers_quick.md").read_text()
+    for system in ("ragqa", "haystack", "txtai"):
+        assert f"| {system} |" in table
+    assert "| ragqa / haystack |" in table and "| ragqa / txtai |" in table
+    assert "failed" not in table and "load average" in table
+    assert (tmp_path / "peers_quick.png").stat().st_size > 1000
