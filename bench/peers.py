@@ -436,8 +436,9 @@ def run_worker(args: argparse.Namespace) -> None:
                 total = (time.perf_counter() - t0) * 1000
                 cpu_ms = (time.process_time() - cpu) * 1000
                 send("ANSWER", {"found": found[:TOP_K], "total": total, "cpu": cpu_ms, **stages})
+        threads = torch.get_num_threads()  # as the questions ran (``after`` may search FAISS)
         extra = system.after(questions)
-    send("DONE", {**extra, "torch_threads": torch.get_num_threads(), "peak_rss_mb": peak_rss_mb()})
+    send("DONE", {**extra, "torch_threads": threads, "peak_rss_mb": peak_rss_mb()})
 
 
 # ---------------------------------------------------------------------- parent
