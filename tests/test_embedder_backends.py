@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from embeddings import Embedder
+from embeddings import Embedder, onnx_export
 from embeddings.onnx_backend import UnsupportedModelError
-from embeddings.onnx_export import cache_folder, ensure_onnx_model
+from embeddings.onnx_export import FusionError, cache_folder, ensure_onnx_model, recipe_of
 
 from .conftest import save_tiny_bert
 
@@ -85,6 +85,48 @@ def test_onnx_vectors_match_sentence_transformers(tiny: Path, cache: Path) -> No
     assert onnx.count_tokens(["one two", ""]) == Embedder(str(tiny)).count_tokens(["one two", ""])
 
 
+def test_export_is_fused(tiny: Path, cache: Path) -> None:
+    """ONNX Runtime's transformer optimiser fused every layer (2 in the tiny BERT)."""
+    recipe = recipe_of(ensure_onnx_model(tiny, cache, "onnx"))
+    assert recipe["exporter"] == "torchscript"
+    assert recipe["fused"]["Attention"] == 2
+    assert recipe["fused"]["SkipLayerNormalization"] == 4
+    assert recipe["fused"]["EmbedLayerNormalization"] == 1
+
+
+def test_failed_fusion_falls_back_to_the_plain_export(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> dict[str, int]:
+        raise FusionError("no attention block was fused")
+
+    monkeypatch.setattr(onnx_export, "fuse", broken)
+    reference = Embedder(str(tiny), backend="torch").encode(TEXTS)
+    with caplog.at_level("WARNING", logger="embeddings.onnx_export"):
+        vectors = Embedder(str(tiny), backend="onnx", cache_dir=tmp_path).encode(TEXTS)
+    np.testing.assert_allclose(vectors, reference, atol=1e-4)
+    assert "using the plain export" in caplog.text
+    recipe = recipe_of(ensure_onnx_model(tiny, tmp_path, "onnx"))
+    assert recipe["fused"] == {} and "no attention" in recipe["fusion_error"]
+
+
+def test_batches_run_side_by_side_or_one_at_a_time_alike(tiny: Path, cache: Path) -> None:
+    from embeddings.onnx_backend import MAX_BATCH_TOKENS, OnnxSentenceEncoder
+
+    parallel = OnnxSentenceEncoder(tiny, cache, "onnx", threads=2)
+    serial = OnnxSentenceEncoder(tiny, cache, "onnx", threads=2, batch_parallel=False)
+    assert (parallel.workers, serial.workers) == (2, 1)
+    texts = TEXTS * 5
+    np.testing.assert_allclose(parallel.encode(texts, 3), serial.encode(texts, 3), atol=1e-6)
+    ids = [[1] * n for n in (40, 5, 30, 30, 7, 64)]
+    batches = parallel.batches(ids, batch_size=4)
+    assert sorted(r for b in batches for r in b) == list(range(len(ids)))
+    assert batches[0] == [5, 0, 2, 3]  # longest first, at most 4 rows
+    huge = [[1] * (MAX_BATCH_TOKENS // 2 + 1)] * 3
+    assert parallel.batches(huge, 64) == [[0], [1], [2]]  # the token budget splits them
+    assert serial.batches(huge, 64) == [[0, 1, 2]]  # no budget when one batch runs at a time
+
+
 def test_int8_is_close_and_cached_once(tiny: Path, cache: Path) -> None:
     reference = Embedder(str(tiny), backend="torch").encode(TEXTS)
     vectors = Embedder(str(tiny), backend="onnx-int8", cache_dir=cache).encode(TEXTS)
@@ -92,6 +134,7 @@ def test_int8_is_close_and_cached_once(tiny: Path, cache: Path) -> None:
     assert cosines.min() > 0.9
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     folder = cache_folder(tiny, cache)
+    assert recipe_of(folder / "model_int8.onnx")["int8"]["ops"] == ["MatMul", "Attention"]
     stamp = (folder / "model_int8.onnx").stat().st_mtime_ns
     Embedder(str(tiny), backend="onnx-int8", cache_dir=cache).encode(TEXTS[:1])
     assert (folder / "model_int8.onnx").stat().st_mtime_ns == stamp
