@@ -157,7 +157,13 @@ def search(index: faiss.Index, query: np.ndarray, k: int) -> list[tuple[int, flo
         return []
     # one question is too little work to share: OpenMP threads spin-waiting for each other cost
     # more than they save (flat, 10k chunks, 2 busy cores: p50 0.29 ms on one thread, 16 ms on
-    # two; README Performance). The setting applies to the calling thread's parallel regions.
+    # two; README Performance). The setting applies to the calling thread's parallel regions,
+    # and PyTorch reads the same OpenMP setting, so it is put back afterwards: left at one, it
+    # would make the reader that runs next on this thread use one core.
+    previous = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(SEARCH_THREADS)
-    scores, rows = index.search(query.reshape(1, -1).astype(np.float32), min(k, index.ntotal))
+    try:
+        scores, rows = index.search(query.reshape(1, -1).astype(np.float32), min(k, index.ntotal))
+    finally:
+        faiss.omp_set_num_threads(previous)
     return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]

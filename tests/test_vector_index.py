@@ -102,3 +102,20 @@ def test_tiny_and_empty_corpora() -> None:
 def test_recall_at_k_counts_shared_ids() -> None:
     truth = np.array([[1, 2, 3, 4]])
     assert vi.recall_at_k(np.array([[4, 3, 9, -1]]), truth) == 0.5
+
+
+def test_search_leaves_the_thread_count_of_the_models_alone() -> None:
+    # faiss and PyTorch share the OpenMP setting: search runs on one thread, and must put the
+    # setting back, or the reader that runs after it on the same thread loses its other cores
+    import faiss
+    import torch
+
+    before = torch.get_num_threads()
+    faiss.omp_set_num_threads(2)
+    try:
+        index = vi.build_index(np.eye(4, dtype=np.float32), "flat")
+        assert vi.search(index, np.eye(4, dtype=np.float32)[0], 2)
+        assert faiss.omp_get_max_threads() == 2
+        assert torch.get_num_threads() == 2
+    finally:
+        faiss.omp_set_num_threads(before)
