@@ -12,14 +12,14 @@ runs) with the functions of ``embeddings/onnx_export.py``:
   Runtime quantises (the recipe before EXPORT_VERSION 3);
 - ``plain``: the TorchScript exporter (opset 17), unfused;
 - ``fused``: ``plain`` after ONNX Runtime's transformer optimiser (the ``onnx`` backend now);
-- ``fused-int8``: ``fused`` with int8 MatMul weights, per channel (the ``onnx-int8`` backend);
-- ``fused-int8-qkv``: also the Attention kernels' QKV projection in int8 (QAttention);
-- ``fused-int8-all``: also the embeddings (QEmbedLayerNormalization);
+- ``fused-int8``: ``fused`` with int8 weights, per channel, in the MatMuls and the Attention
+  kernels' QKV projection (QAttention): the ``onnx-int8`` backend;
+- ``fused-int8-matmul``: the MatMuls only (Attention in fp32);
+- ``fused-int8-all``: also the embedding tables (QEmbedLayerNormalization);
 - ``fused-int8-u8``: ``fused-int8`` with uint8 weights instead of int8;
-- ONNX recipes run as the ``onnx`` backends run them (batches side by side, one single-threaded
-  run per thread, at most 1,024 padded tokens a batch); ``+intra`` (``fused-int8+intra``) runs
-  one batch at a time over all threads instead (before this change), ``+intra-nospin`` the same
-  with ONNX Runtime's threads not spin-waiting.
+- ONNX recipes run as the ``onnx`` backends run them (``onnx_export.session``; batches side by
+  side, one single-threaded run per thread, at most 1,024 padded tokens a batch);
+  ``+intra`` (``fused-int8+intra``) runs one batch at a time over all threads instead.
 
 Chunks are made as ingestion makes them (same chunker, same title prefix). Timing rounds
 alternate the variants, so a change in the machine's load hits them all; each figure is the
@@ -28,8 +28,12 @@ ratios to ``torch``. CPU ms/chunk is the process's CPU time (all threads), which
 disturbs less than wall time (threads spin-waiting for each other count, though). Agreement
 is against the PyTorch (sentence-transformers) vectors of the same texts.
 
-``--reader`` times the same recipes for the packaged reader (``qa/reader_model``) on one
-question and five passages in one batch, against its PyTorch fp32 and int8 (the default) runs.
+``--reader`` times the packaged reader (``qa/reader_model``) on one question and five passages
+in one batch: PyTorch fp32 and int8 (the reader's default), the dynamo recipe (before
+EXPORT_VERSION 3) and what ``ensure_onnx_model(..., head="qa")`` now gives (``onnx``,
+``onnx-int8``), each opened as the reader opens it today; ``+session`` opens it with
+``onnx_export.session`` (SkipLayerNormFusion off), ``+split`` also runs each passage on its own
+single-threaded run, ``--threads`` at a time, as the embedding backend runs its batches.
 Writes ``bench/results/<name>.md``.
 """
 
@@ -42,6 +46,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,12 +70,22 @@ VARIANTS = (
     "plain",
     "fused",
     "fused-int8",
-    "fused-int8-qkv",
+    "fused-int8-matmul",
     "fused-int8-all",
     "fused-int8-u8",
 )
-QKV_OPS = ("MatMul", "Attention")
-READER_VARIANTS = ("torch", "torch-int8", "dynamo", "dynamo-int8", "fused", "fused-int8")
+READER_VARIANTS = (
+    "torch",
+    "torch-int8",
+    "dynamo",
+    "dynamo-int8",
+    "onnx",
+    "onnx-int8",
+    "onnx+session",
+    "onnx-int8+session",
+    "onnx+split",
+    "onnx-int8+split",
+)
 Encode = Callable[[Sequence[str], int], np.ndarray]
 Head = Literal["encoder", "qa"]
 
@@ -95,8 +110,8 @@ def build(
         quantize_int8(build("dynamo", model, work, stats, head), path, op_types=())
     elif name == "fused-int8":
         quantize_int8(build("fused", model, work, stats, head), path)
-    elif name == "fused-int8-qkv":
-        quantize_int8(build("fused", model, work, stats, head), path, op_types=QKV_OPS)
+    elif name == "fused-int8-matmul":
+        quantize_int8(build("fused", model, work, stats, head), path, op_types=("MatMul",))
     elif name == "fused-int8-all":
         quantize_int8(build("fused", model, work, stats, head), path, op_types=())
     elif name == "fused-int8-u8":
@@ -109,31 +124,21 @@ def build(
 def encoder_for(
     name: str, model: Path, work: Path, stats: dict[str, dict[str, int]], threads: int
 ) -> Encode:
-    """Encoder of recipe ``name`` (``recipe+intra``, ``recipe+intra-nospin``: see the top)."""
+    """Encoder of recipe ``name``; ``recipe+intra``: one batch at a time over all threads."""
     from embeddings import Embedder
 
     if name == "torch":
         torch_embedder = Embedder(str(model), backend="torch", threads=threads)
         return lambda texts, batch: torch_model_encode(torch_embedder, texts, batch)
-    import onnxruntime as ort
-
     from embeddings.onnx_backend import OnnxSentenceEncoder
 
     base, _, mode = name.partition("+")
+    if mode not in ("", "intra"):
+        raise ValueError(f"unknown run mode {mode!r} in {name!r}")
     path = build(base, model, work, stats)
     encoder = OnnxSentenceEncoder(
         model, work, "onnx", threads=threads, onnx_path=path, batch_parallel=not mode
     )
-    if mode == "intra-nospin":
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        encoder.session = ort.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
-    elif mode not in ("", "intra"):
-        raise ValueError(f"unknown run mode {mode!r} in {name!r}")
     return lambda texts, batch: encoder.encode(texts, batch)
 
 
@@ -203,12 +208,34 @@ def reader_logits(
             return np.stack([out.start_logits.numpy(), out.end_logits.numpy()])
 
         return run_torch
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    path = build(name, model, work, stats, "qa")
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda feed: np.stack(session.run(None, feed))
+    from embeddings.onnx_export import ensure_onnx_model, recipe_of, session
+
+    base, _, mode = name.partition("+")
+    if base in ("onnx", "onnx-int8"):  # what the reader's onnx backends load now
+        path = ensure_onnx_model(model, work / "cache", base, head="qa")  # type: ignore[arg-type]
+        stats["fused"] = recipe_of(path).get("fused", {})
+    else:
+        path = build(base, model, work, stats, "qa")
+    if mode in ("session", "split"):  # onnx_export.session: SkipLayerNormFusion off
+        runner = session(path, 1 if mode == "split" else threads)
+    else:  # as qa/readers/transformers_reader.py opens it today
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        runner = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    if mode != "split":
+        return lambda feed: np.stack(runner.run(None, feed))
+    pool = ThreadPoolExecutor(threads)
+
+    def run_split(feed: dict[str, np.ndarray]) -> np.ndarray:
+        """One single-threaded run per passage, ``threads`` at a time."""
+        rows = range(len(feed["input_ids"]))
+        parts = pool.map(
+            lambda r: runner.run(None, {k: v[r : r + 1] for k, v in feed.items()}), rows
+        )
+        return np.concatenate([np.stack(p) for p in parts], axis=1)
+
+    return run_split
 
 
 def reader_mode(args: argparse.Namespace) -> None:
@@ -242,6 +269,7 @@ def reader_mode(args: argparse.Namespace) -> None:
             runners[n](feed)
             ms[n].append(1000 * (time.perf_counter() - t0))
     reference = outputs[names[0]]
+    base = "torch-int8" if "torch-int8" in names else names[0]  # the reader's default
     rows = []
     for n in names:
         out = outputs[n]
@@ -251,12 +279,12 @@ def reader_mode(args: argparse.Namespace) -> None:
                 n,
                 statistics.median(ms[n]),
                 percentile(ms[n], 95),
-                f"{statistics.median(ms[names[0]]) / statistics.median(ms[n]):.2f}x",
+                f"{statistics.median(ms[base]) / statistics.median(ms[n]):.2f}x",
                 f"{float(np.abs(out - reference).max()):.1e}",
                 f"{100 * same:.0f}%",
             ]
         )
-    header = ["reader", "p50 ms", "p95 ms", f"vs {names[0]}", "max abs logit diff", "same argmax"]
+    header = ["reader", "p50 ms", "p95 ms", f"speed vs {base}", "max abs logit diff", "same argmax"]
     lines = [
         f"The packaged reader (qa/reader_model) on one question and 5 BBC passages padded to "
         f"{feed['input_ids'].shape[1]} tokens (one batch), {args.threads} threads, {args.runs} "

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from embeddings.onnx_export import OnnxVariant, ensure_onnx_model
+from embeddings.onnx_export import OnnxVariant, ensure_onnx_model, session
 
 MAX_BATCH_TOKENS = 1024  # rows x padded width of one run when batches run side by side
 POOLING_MODES = {
@@ -89,27 +89,17 @@ class OnnxSentenceEncoder:
     ) -> None:
         """``onnx_path``: run that file instead of the cached export (to compare recipes);
         ``batch_parallel=False``: one run at a time on ``threads`` threads."""
-        import onnxruntime as ort
+        from onnxruntime import get_available_providers as available_providers
         from transformers import AutoTokenizer
 
         self.pooling, self.normalize, max_len, self._dimension = _read_pipeline(model_path)
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
         self.max_seq_length = min(max_len, int(self.tokenizer.model_max_length or max_len))
         self.onnx_path = onnx_path or ensure_onnx_model(model_path, cache_dir, variant)
-        providers = ["CPUExecutionProvider"]
-        if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        cpu_threads = threads or _usable_cpus()
-        self.workers = cpu_threads if batch_parallel and len(providers) == 1 else 1
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.inter_op_num_threads = 1
-        if self.workers > 1:
-            options.intra_op_num_threads = 1
-        elif threads:
-            options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(self.onnx_path), options, providers=providers)
+        cuda = device.startswith("cuda") and "CUDAExecutionProvider" in available_providers()
+        self.workers = (threads or _usable_cpus()) if batch_parallel and not cuda else 1
+        # batches side by side: one single-threaded run per worker
+        self.session = session(self.onnx_path, 1 if self.workers > 1 else threads, device)
         self._inputs = {i.name for i in self.session.get_inputs()}
 
     @property
