@@ -3,6 +3,7 @@
     python bench/ingest_bbc.py                      # all 2225 articles, torch vs onnx vs onnx-int8
     python bench/ingest_bbc.py --quick              # 40 articles, a smoke run
     python bench/ingest_bbc.py --device cuda --backends torch   # where a GPU is present
+    python bench/ingest_bbc.py --limit 600 --repeat 3  # each backend 3 times, median run
 
 Each backend runs in its own process (so peak memory is its own) on ``--threads`` threads:
 articles are parsed and chunked, embedded, and indexed (FAISS + BM25, snapshot written) into a
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -100,6 +102,27 @@ def run_one(args: argparse.Namespace) -> dict[str, object]:
         "recall5_dense": recall["dense"],
         "recall5_hybrid": recall["hybrid"],
     }
+
+
+def _total(row: dict[str, float]) -> float:
+    return row["parse_chunk_s"] + row["embed_s"] + row["index_s"]
+
+
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median total time (the lower middle one for an even count)."""
+    return sorted(runs, key=_total)[(len(runs) - 1) // 2]
+
+
+def repeats_note(runs: dict[str, list[dict[str, float]]]) -> str:
+    parts = [
+        f"{backend} " + ", ".join(f"{_total(r):.1f} s (load {r['load']:.1f})" for r in rows)
+        for backend, rows in runs.items()
+    ]
+    return (
+        f"Each backend ran {len(next(iter(runs.values())))} times, in alternating order; the "
+        "table shows each backend's run with the median total time. Total seconds per run (and "
+        "1-minute load average after it): " + "; ".join(parts) + "."
+    )
 
 
 def plot(rows: list[dict[str, float]], path: Path) -> None:
@@ -193,6 +216,9 @@ def main() -> None:
     parser.add_argument("--name", default=None, help="results file name (default by run)")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument(
+        "--repeat", type=int, default=1, help="runs per backend, in alternating order (median)"
+    )
+    parser.add_argument(
         "--keep-index", type=Path, default=None, help="keep each backend's index in DIR/BACKEND"
     )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -202,19 +228,26 @@ def main() -> None:
     if args.child:
         print("RESULT " + json.dumps(run_one(args)), flush=True)
         return
-    rows = []
-    for backend in args.backends.split(","):
+    backends = args.backends.split(",")
+    for backend in backends:
         if backend not in BACKENDS:
             parser.error(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--child", backend]
-        print(f"== {backend}", file=sys.stderr, flush=True)
-        done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
-        line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
-        rows.append(json.loads(line[len("RESULT ") :]))
+    runs: dict[str, list[dict[str, float]]] = {b: [] for b in backends}
+    for rep in range(args.repeat):  # alternate the order, so a change in load hits every backend
+        for backend in backends if rep % 2 == 0 else backends[::-1]:
+            cmd = [sys.executable, __file__, *sys.argv[1:], "--child", backend]
+            print(f"== {backend} (run {rep + 1} of {args.repeat})", file=sys.stderr, flush=True)
+            done = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+            line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
+            runs[backend].append(json.loads(line[len("RESULT ") :]) | {"load": os.getloadavg()[0]})
+    rows = [median_run(runs[b]) for b in backends]
     name = args.name or ("ingest_bbc_quick" if args.quick else f"ingest_bbc_{args.device}")
     args.out.mkdir(parents=True, exist_ok=True)
     plot(rows, args.out / f"{name}.png")
-    body = report(rows, args) + f"\n\n![ingestion per stage]({name}.png)"
+    body = report(rows, args)
+    if args.repeat > 1:
+        body += "\n\n" + repeats_note(runs)
+    body += f"\n\n![ingestion per stage]({name}.png)"
     path = write_result(name, "Ingestion of the BBC corpus", body, args.out)
     print(path.read_text("utf-8"))
 

@@ -4,6 +4,7 @@
     python bench/onnx_variants.py --recall               # also dense recall@5 on 600 articles
     python bench/onnx_variants.py --variants torch,fused-int8 --batch-sizes 16,32,64
     python bench/onnx_variants.py --reader               # the reader (head "qa"), 5 x 256 tokens
+    python bench/onnx_variants.py --quick [--reader]     # a smoke run
 
 Every recipe is built from the packaged MiniLM's local weights into ``--work`` (reused on later
 runs) with the functions of ``embeddings/onnx_export.py``:
@@ -319,12 +320,19 @@ def main() -> None:
     parser.add_argument("--reader", action="store_true", help="time the reader's recipes")
     parser.add_argument("--reader-tokens", type=int, default=256)
     parser.add_argument("--runs", type=int, default=15, help="reader runs per recipe")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: few texts, 1 round")
     args = parser.parse_args()
+    suffix = "_quick" if args.quick else ""
     if args.reader:
-        args.name = args.name or "onnx_variants_reader"
+        if args.quick:
+            args.runs, args.variants = 2, args.variants or "torch,onnx-int8"
+        args.name = args.name or f"onnx_variants_reader{suffix}"
         reader_mode(args)
         return
-    args.name = args.name or "onnx_variants"
+    if args.quick:
+        args.articles, args.chunks, args.rounds = 10, 16, 1
+        args.questions, args.variants = 20, args.variants or "torch,fused-int8"
+    args.name = args.name or f"onnx_variants{suffix}"
 
     import torch
 
@@ -407,6 +415,8 @@ def main() -> None:
         "min cosine",
         "recall@5 dense",
     ]
+    if any(n.startswith("fused") for n in names) and "fused" not in stats:
+        build("fused", model, args.work, stats)  # re-fuse for the statistics
     fused = stats.get("fused", {})
     lines = [
         f"{len(sample)} BBC chunks (a seeded sample of the {len(texts)} chunks of {args.articles} "

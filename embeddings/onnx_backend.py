@@ -72,8 +72,8 @@ class OnnxSentenceEncoder:
     On CPU with ``threads`` > 1 (or unset: the CPUs this process may use), batches run side by
     side, one single-threaded ONNX Runtime run per thread, instead of one run split over all
     threads: the threads never wait for each other inside a layer, which on 2 busy cores took
-    about a fifth less CPU time per chunk (``bench/onnx_variants.py``). A batch then holds at
-    most ``MAX_BATCH_TOKENS`` padded tokens, small enough to stay in cache.
+    a quarter to a third less CPU time per chunk (``bench/onnx_variants.py``). A batch then
+    holds at most ``MAX_BATCH_TOKENS`` padded tokens, small enough to stay in cache.
     """
 
     def __init__(
