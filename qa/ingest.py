@@ -62,11 +62,8 @@ def check_embedding_model(
             "the index was built with or rebuild with `ragqa ingest --rebuild PATH...`"
         )
     built_by = snapshot.manifest.embedding_backend
-    if (
-        built_by
-        and built_by != settings.embedding_backend
-        and "int8" in built_by + (settings.embedding_backend)
-    ):
+    in_use = settings.embedding_backend
+    if built_by and built_by != in_use and ("int8" in built_by or "int8" in in_use):
         # torch and onnx make the same vectors (to 1e-4); int8 ones differ a little, so mixing
         # them costs some recall without breaking anything
         log.warning(
@@ -76,7 +73,7 @@ def check_embedding_model(
             "`ragqa ingest --rebuild PATH...`",
             settings.index_dir,
             built_by,
-            settings.embedding_backend,
+            in_use,
             built_by,
         )
 
