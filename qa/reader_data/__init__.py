@@ -1,8 +1,16 @@
-"""Reader training data made in this project: questions about BBC articles, by offsets.
+"""Reader training data made in this project: questions about BBC articles and about passages
+written by the project.
 
-The article text is never committed: every record points into a file of the BBC corpus
-(``../shared/data/bbc`` by default) by path and character offsets, and :func:`load_examples`
-reads the text at run time and checks that every answer stands at its recorded offsets.
+Two sources, both hand-written questions with exact answer spans:
+
+- ``handwritten/``: questions about real BBC articles. The article text is never committed:
+  every record points into a file of the BBC corpus (``../shared/data/bbc`` by default) by path
+  and character offsets, and :func:`load_examples` reads the text at run time.
+- ``written/``: encyclopedia-style passages written for this project (so their text is
+  committed), each with its questions (:func:`load_written_examples`).
+
+Both loaders check that every answer stands at its recorded offsets; :func:`load_all_examples`
+is what training reads.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HANDWRITTEN_DIR = Path(__file__).with_name("handwritten")
+WRITTEN_DIR = Path(__file__).with_name("written")
 DEFAULT_BBC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bbc"
 
 
@@ -111,3 +120,52 @@ def load_examples(
             )
         )
     return examples
+
+
+def load_written_examples(files: Sequence[Path] | None = None) -> list[QAExample]:
+    """Read the project's own passages (``written/*.jsonl``: one passage and its questions a
+    line, format in ``written/FORMAT.md``) into examples.
+
+    Raises :class:`TrainingDataError` naming the file, line and question of the first bad record.
+    """
+    files = sorted(WRITTEN_DIR.glob("*.jsonl")) if files is None else files
+    examples: list[QAExample] = []
+    for path, n, rec in _records(files):
+        where = f"{path.name}:{n}"
+        try:
+            passage_id, title, text = str(rec["id"]), str(rec["title"]).strip(), str(rec["text"])
+            questions = list(rec["questions"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise TrainingDataError(f"{where}: missing or invalid field ({exc})") from exc
+        if not title or not text.strip() or not questions:
+            raise TrainingDataError(f"{where}: empty title, text or question list")
+        for q in questions:
+            try:
+                qid, question = str(q["id"]), str(q["question"]).strip()
+                raw = [(int(a["start"]), str(a["text"])) for a in q["answers"]]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise TrainingDataError(f"{where}: missing or invalid field ({exc})") from exc
+            if not question:
+                raise TrainingDataError(f"{where}: {qid}: empty question")
+            for start, answer in raw:
+                if start < 0 or text[start : start + len(answer)] != answer or not answer.strip():
+                    raise TrainingDataError(
+                        f"{where}: {qid}: answer {answer!r} is not at offset {start} of its text"
+                    )
+            examples.append(
+                QAExample(
+                    id=qid,
+                    article=f"written/{path.name}#{passage_id}",
+                    question=question,
+                    context=text,
+                    answers=tuple(raw),
+                    qtype=str(q.get("type", "other")),
+                    title=title,
+                )
+            )
+    return examples
+
+
+def load_all_examples(bbc_dir: Path = DEFAULT_BBC_DIR) -> list[QAExample]:
+    """Everything training reads: the BBC questions, then the written passages' questions."""
+    return load_examples(bbc_dir) + load_written_examples()
