@@ -259,10 +259,10 @@ def stats(
 @app.command("train-reader")
 def train_reader(
     out: Annotated[
-        Path | None, typer.Option("--out", help="Checkpoint folder [default: qa/reader_model].")
+        Path | None, typer.Option("--out", help="Checkpoint folder (default: qa/reader_model).")
     ] = None,
     bbc_dir: Annotated[
-        Path | None, typer.Option("--bbc-dir", help="BBC corpus [default: ../shared/data/bbc].")
+        Path | None, typer.Option("--bbc-dir", help="BBC corpus (default: ../shared/data/bbc).")
     ] = None,
     epochs: Annotated[float, typer.Option("--epochs")] = 3.0,
     learning_rate: Annotated[float, typer.Option("--learning-rate")] = 1e-4,

@@ -2,10 +2,12 @@
 
 ``ragqa train-reader`` (or ``python -m qa.train_reader``) starts from the packaged
 all-MiniLM-L6-v2 encoder, adds a span head (``AutoModelForQuestionAnswering``) and trains it
-SQuAD 2.0 style on the hand-written BBC questions in ``qa/reader_data/handwritten`` (answers by
-offsets into ``../shared/data/bbc``; unanswerable questions point at ``[CLS]``). About 10% of the
-articles are held out and scored with the same reader code the service runs. The result is a
-normal transformers checkpoint (safetensors, float16 to keep it small) that
+SQuAD 2.0 style on the project's own questions (``qa.reader_data``): hand-written questions about
+BBC articles in ``qa/reader_data/handwritten`` (answers by offsets into ``../shared/data/bbc``)
+and passages written for the project with their questions in ``qa/reader_data/written``;
+unanswerable questions point at ``[CLS]``. About 10% of the articles (by title) are held out
+and scored with the same reader code the service runs. The result is a normal transformers
+checkpoint (safetensors, float16 to keep it small) that
 ``RAGQA_READER=transformers RAGQA_READER_MODEL=DIR`` loads like any hub model.
 
 Seeds are fixed; it runs on the CPU (two cores: tens of minutes) and uses CUDA when present.
@@ -27,7 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from qa.reader_data import DEFAULT_BBC_DIR, QAExample, is_held_out, load_examples
+from qa.reader_data import DEFAULT_BBC_DIR, QAExample, is_held_out, load_all_examples
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +199,7 @@ def train(
     if device == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads()))
 
-    examples = load_examples(bbc_dir)
+    examples = load_all_examples(bbc_dir)
     train_ex = [e for e in examples if not is_held_out(e.split_key, cfg.held_out_percent)]
     dev_ex = [e for e in examples if is_held_out(e.split_key, cfg.held_out_percent)]
     log.info("%d training questions, %d held out", len(train_ex), len(dev_ex))

@@ -14,7 +14,9 @@ from qa.reader_data import (
     QAExample,
     TrainingDataError,
     is_held_out,
+    load_all_examples,
     load_examples,
+    load_written_examples,
 )
 
 from .conftest import SHARED
@@ -113,3 +115,48 @@ def test_features_point_at_the_answer_tokens_or_cls() -> None:
     for f in hits:
         assert tokenizer.decode(f.input_ids[f.start : f.end + 1]) == "ada lovelace"
     assert len(features) > 2 and sum(f.start == 0 and f.end == 0 for f in features) >= 2
+
+
+def test_every_written_answer_is_an_exact_span_and_ids_are_unique_across_sources() -> None:
+    _need_bbc()
+    written = load_written_examples()  # raises on the first answer not at its offsets
+    for ex in written:
+        assert ex.title and ex.article.startswith("written/")
+        for start, text in ex.answers:
+            assert ex.context[start : start + len(text)] == text
+    if written:
+        unanswerable = sum(not ex.answerable for ex in written)
+        assert 0.1 * len(written) <= unanswerable <= 0.4 * len(written)
+    everything = load_all_examples(BBC)
+    assert len(everything) == len(load_examples(BBC)) + len(written)
+    assert len({ex.id for ex in everything}) == len(everything), "ids are unique"
+
+
+def test_written_record_errors_name_file_line_and_question(tmp_path: Path) -> None:
+    text = "The Kuiper belt is a disc of icy bodies beyond the orbit of Neptune."
+    good = {
+        "id": "w-t-001",
+        "title": "Kuiper belt",
+        "text": text,
+        "questions": [
+            {
+                "id": "w-t-001-q1",
+                "question": "Beyond which planet does it lie?",
+                "answers": [{"text": "Neptune", "start": text.index("Neptune")}],
+                "type": "which",
+            },
+            {"id": "w-t-001-q2", "question": "Who found it?", "answers": [], "type": "who"},
+        ],
+    }
+    first, second = load_written_examples([_write(tmp_path / "ok.jsonl", good)])
+    assert first.context == text and first.answers == ((text.index("Neptune"), "Neptune"),)
+    assert first.split_key == second.split_key == "kuiper belt" and not second.answerable
+    moved = json.loads(json.dumps(good))
+    moved["questions"][0]["answers"][0]["start"] += 1
+    with pytest.raises(TrainingDataError, match=r"bad\.jsonl:1: w-t-001-q1: answer 'Neptune'"):
+        load_written_examples([_write(tmp_path / "bad.jsonl", moved)])
+    no_text = {k: v for k, v in good.items() if k != "text"}
+    with pytest.raises(TrainingDataError, match="missing or invalid field"):
+        load_written_examples([_write(tmp_path / "none.jsonl", no_text)])
+    with pytest.raises(TrainingDataError, match="empty title, text or question list"):
+        load_written_examples([_write(tmp_path / "empty.jsonl", {**good, "questions": []})])
