@@ -54,6 +54,31 @@ def test_transformers_reader_windows_and_returns_exact_spans(tiny_qa_model: Path
     assert max(s.start for s in out.spans if s.passage_index == 0) > 300
 
 
+def test_onnx_reader_runs_windows_side_by_side_and_agrees_with_torch(
+    tiny_qa_model: Path, tmp_path: Path
+) -> None:
+    # windows of different lengths: each ONNX run is unpadded, the batch in PyTorch is padded
+    base = Settings(
+        reader="transformers",
+        reader_model=str(tiny_qa_model),
+        reader_max_seq_len=64,
+        reader_stride=16,
+        max_answer_tokens=5,
+        reader_quantize=False,
+        embedding_cache_dir=tmp_path,
+    )
+    passages = [_passage(LONG, 0), _passage("Short second passage about Leeds.", 1)]
+    question = "Who founded the museum?"
+    expected = build_reader(base).read(question, passages, top_n=10)
+    reader = build_reader(base.model_copy(update={"reader_backend": "onnx"}))
+    got = reader.read(question, passages, top_n=10)
+    assert [(s.passage_index, s.start, s.end) for s in got.spans] == [
+        (s.passage_index, s.start, s.end) for s in expected.spans
+    ]
+    assert [s.score for s in got.spans] == pytest.approx([s.score for s in expected.spans], 1e-3)
+    assert got.no_answer_score == pytest.approx(expected.no_answer_score, rel=1e-3)
+
+
 def test_transformers_reader_needs_a_model() -> None:
     with pytest.raises(ValueError, match="RAGQA_READER_MODEL"):
         build_reader(Settings(reader="transformers", reader_model=""))

@@ -7,14 +7,17 @@ overlap); all windows of all passages run in batches; each window proposes its n
 ``[CLS]`` position, so a SQuAD 2.0 model's no-answer score competes with every span.
 
 ``backend="onnx-int8"`` runs the same checkpoint exported once to ONNX with int8 per-channel
-weights (``embeddings.onnx_export``) in ONNX Runtime instead of PyTorch; ``quantize`` is the
-PyTorch backend's int8 dynamic quantisation.
+weights (``embeddings.onnx_export``) in ONNX Runtime instead of PyTorch, one single-threaded run
+per window, ``threads`` windows side by side (each unpadded): on two cores that is faster than
+one two-threaded batch (bench/onnx_variants.py --reader). ``quantize`` is the PyTorch backend's
+int8 dynamic quantisation.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,7 +65,11 @@ class TransformersReader:
         self.backend = backend
         self.session: Any = None
         if backend != "torch":
-            self.session = _onnx_session(Path(model_name_or_path), backend, cache_dir, threads)
+            self.session = _onnx_session(Path(model_name_or_path), backend, cache_dir, device)
+            self._input_names = {i.name for i in self.session.get_inputs()}
+            self._pool = ThreadPoolExecutor(
+                max(1, threads or torch.get_num_threads()), thread_name_prefix="reader"
+            )
         else:
             # float32 on the CPU: checkpoints may be stored in float16 to stay small
             self.model = AutoModelForQuestionAnswering.from_pretrained(
@@ -91,17 +98,9 @@ class TransformersReader:
         return question if len(offsets) <= limit else question[: offsets[limit - 1][1]]
 
     def _logits(self, inputs: dict[str, torch.Tensor], n: int) -> tuple[np.ndarray, np.ndarray]:
-        starts, ends = [], []
         if self.session is not None:
-            names = {i.name for i in self.session.get_inputs()}
-            for b in range(0, n, self.batch_size):
-                feed = {k: v[b : b + self.batch_size].numpy() for k, v in inputs.items()}
-                if "token_type_ids" in names and "token_type_ids" not in feed:
-                    feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
-                start, end = self.session.run(None, {k: feed[k] for k in names})
-                starts.append(start.astype(np.float32))
-                ends.append(end.astype(np.float32))
-            return np.concatenate(starts), np.concatenate(ends)
+            return self._onnx_logits({k: v.numpy() for k, v in inputs.items()}, n)
+        starts, ends = [], []
         with torch.inference_mode():
             for b in range(0, n, self.batch_size):
                 batch = {k: v[b : b + self.batch_size].to(self.device) for k, v in inputs.items()}
@@ -109,6 +108,25 @@ class TransformersReader:
                 starts.append(out.start_logits.float().cpu().numpy())
                 ends.append(out.end_logits.float().cpu().numpy())
         return np.concatenate(starts), np.concatenate(ends)
+
+    def _onnx_logits(self, inputs: dict[str, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+        """One single-threaded run per window, without its padding, on the pool's threads; the
+        padding positions get -1e9 (they are never a span: no passage token is there)."""
+        if "token_type_ids" in self._input_names and "token_type_ids" not in inputs:
+            inputs["token_type_ids"] = np.zeros_like(inputs["input_ids"])
+        lengths = inputs["attention_mask"].sum(axis=1)
+
+        def run(row: int) -> list[np.ndarray]:
+            cut = int(lengths[row])
+            feed = {k: inputs[k][row : row + 1, :cut] for k in self._input_names}
+            return self.session.run(None, feed)
+
+        starts = np.full(inputs["input_ids"].shape, -1e9, dtype=np.float32)
+        ends = starts.copy()
+        for row, (start, end) in enumerate(self._pool.map(run, range(n))):
+            starts[row, : start.shape[1]] = start[0]
+            ends[row, : end.shape[1]] = end[0]
+        return starts, ends
 
     def read(self, question: str, passages: Sequence[Passage], top_n: int = 5) -> ReaderOutput:
         if not passages:
@@ -167,21 +185,14 @@ class TransformersReader:
         return ReaderOutput(spans=_dedupe(spans)[:top_n], no_answer_score=no_answer)
 
 
-def _onnx_session(
-    model_path: Path, backend: str, cache_dir: Path | None, threads: int | None
-) -> Any:
-    import onnxruntime as ort
-
+def _onnx_session(model_path: Path, backend: str, cache_dir: Path | None, device: str) -> Any:
+    """A single-threaded session (the reader runs windows side by side) of the exported model."""
     from embeddings.encoder import DEFAULT_CACHE_DIR
-    from embeddings.onnx_export import ensure_onnx_model
+    from embeddings.onnx_export import ensure_onnx_model, session
 
     variant = "onnx-int8" if backend == "onnx-int8" else "onnx"
     path = ensure_onnx_model(model_path, cache_dir or DEFAULT_CACHE_DIR, variant, head="qa")
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session(path, threads=1, device=device)
 
 
 def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
