@@ -264,7 +264,7 @@ def train_reader(
     bbc_dir: Annotated[
         Path | None, typer.Option("--bbc-dir", help="BBC corpus (default: ../shared/data/bbc).")
     ] = None,
-    epochs: Annotated[float, typer.Option("--epochs")] = 3.0,
+    epochs: Annotated[float, typer.Option("--epochs")] = 2.0,
     learning_rate: Annotated[float, typer.Option("--learning-rate")] = 1e-4,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
     max_seq_len: Annotated[int, typer.Option("--max-seq-len")] = 256,

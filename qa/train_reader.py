@@ -39,7 +39,7 @@ DEFAULT_OUTPUT = Path(__file__).with_name("reader_model")
 @dataclass(frozen=True, slots=True)
 class TrainConfig:
     base_model: str = "all-MiniLM-L6-v2"
-    epochs: float = 3.0
+    epochs: float = 2.0
     batch_size: int = 16
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
@@ -186,8 +186,13 @@ def train(
     cfg: TrainConfig = TrainConfig(),
     bbc_dir: Path = DEFAULT_BBC_DIR,
     progress: bool = True,
+    examples: Sequence[QAExample] | None = None,
 ) -> dict[str, object]:
-    """Train, save the checkpoint to ``output_dir`` and return its figures."""
+    """Train, save the checkpoint to ``output_dir`` and return its figures.
+
+    ``examples`` (default: all of ``qa.reader_data``, :func:`load_all_examples`) are split into
+    training and held-out parts by article.
+    """
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     from embeddings import resolve_model_path
@@ -199,7 +204,7 @@ def train(
     if device == "cpu":
         torch.set_num_threads(max(1, torch.get_num_threads()))
 
-    examples = load_all_examples(bbc_dir)
+    examples = load_all_examples(bbc_dir) if examples is None else examples
     train_ex = [e for e in examples if not is_held_out(e.split_key, cfg.held_out_percent)]
     dev_ex = [e for e in examples if is_held_out(e.split_key, cfg.held_out_percent)]
     log.info("%d training questions, %d held out", len(train_ex), len(dev_ex))
@@ -246,7 +251,7 @@ def train(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(losses[-50:]):.3f}")
@@ -258,6 +263,11 @@ def train(
     model.save_pretrained(output_dir, safe_serialization=True)
     tokenizer.save_pretrained(output_dir)
     held_out = evaluate_examples(output_dir, dev_ex) if dev_ex else {}
+    by_source = {
+        source: evaluate_examples(output_dir, part)
+        for source in sorted({e.source for e in dev_ex})
+        if len(part := [e for e in dev_ex if e.source == source]) < len(dev_ex)
+    }
     figures: dict[str, object] = {
         "config": asdict(cfg),
         "device": device,
@@ -268,6 +278,11 @@ def train(
         "train_seconds": round(train_seconds, 1),
         "final_loss": round(float(np.mean(losses[-50:])), 4) if losses else None,
         "held_out": {k: round(v, 3) for k, v in held_out.items()},
+        "held_out_by_source": {
+            source: {"questions": sum(e.source == source for e in dev_ex)}
+            | {k: round(v, 3) for k, v in figures_.items()}
+            for source, figures_ in by_source.items()
+        },
     }
     (output_dir / "training.json").write_text(json.dumps(figures, indent=2) + "\n", "utf-8")
     return figures

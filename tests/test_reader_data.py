@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter
 from pathlib import Path
@@ -18,6 +19,7 @@ from qa.reader_data import (
     load_examples,
     load_written_examples,
 )
+from qa.types import Passage
 
 from .conftest import SHARED
 
@@ -160,3 +162,49 @@ def test_written_record_errors_name_file_line_and_question(tmp_path: Path) -> No
         load_written_examples([_write(tmp_path / "none.jsonl", no_text)])
     with pytest.raises(TrainingDataError, match="empty title, text or question list"):
         load_written_examples([_write(tmp_path / "empty.jsonl", {**good, "questions": []})])
+
+
+def test_training_run_saves_a_loadable_checkpoint_with_figures_by_source(tmp_path: Path) -> None:
+    # a tiny random BERT trained for a few steps: checks the plumbing, not the quality
+    from transformers import BertModel
+
+    from qa.readers.transformers_reader import TransformersReader
+    from qa.train_reader import TrainConfig, train
+
+    from .conftest import save_tiny_bert
+
+    base = save_tiny_bert(BertModel, tmp_path / "base")
+    text = "The Kuiper belt lies beyond Neptune. It was predicted by Kenneth Edgeworth in 1943."
+    examples = [
+        QAExample(
+            f"{source}-{i}",
+            f"written/x.jsonl#{i}" if source == "written" else f"tech/{i:03d}.txt",
+            question,
+            text,
+            ((text.index(answer), answer),) if answer else (),
+            "other",
+            f"{source} article {i}",
+        )
+        for i in range(12)
+        for source in ("bbc", "written")
+        for question, answer in (
+            ("Who predicted the belt?", "Kenneth Edgeworth"),
+            ("When was it predicted?", "1943"),
+            ("Who named the belt?", None),
+        )
+    ]
+    cfg = TrainConfig(
+        base_model=str(base), epochs=1, batch_size=8, max_seq_len=64, stride=16, held_out_percent=30
+    )
+    figures = train(tmp_path / "out", cfg, progress=False, examples=examples)
+    assert figures["steps"] == math.ceil(figures["train_windows"] / 8)  # type: ignore[operator]
+    assert 0 < figures["held_out_questions"] < len(examples)  # type: ignore[operator]
+    by_source = figures["held_out_by_source"]
+    assert isinstance(by_source, dict) and set(by_source) == {"bbc", "written"}
+    assert sum(part["questions"] for part in by_source.values()) == figures["held_out_questions"]
+    saved = json.loads((tmp_path / "out" / "training.json").read_text("utf-8"))
+    assert saved["held_out"]["best_f1"] == figures["held_out"]["best_f1"]  # type: ignore[index]
+    out = TransformersReader(str(tmp_path / "out")).read(
+        "Who predicted it?", [Passage("p:0", "p", "", "", 0, len(text), text, 1.0)]
+    )
+    assert all(text[s.start : s.end] == s.text for s in out.spans)

@@ -47,6 +47,11 @@ class QAExample:
         return bool(self.answers)
 
     @property
+    def source(self) -> str:
+        """``written`` for the project's own passages, ``bbc`` for the BBC questions."""
+        return "written" if self.article.startswith("written/") else "bbc"
+
+    @property
     def split_key(self) -> str:
         """What the held-out split goes by: the article's title, not its file name, because
         the BBC corpus holds the same article (or a lightly edited copy) under two names and
