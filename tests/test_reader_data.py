@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -208,3 +209,28 @@ def test_training_run_saves_a_loadable_checkpoint_with_figures_by_source(tmp_pat
         "Who predicted it?", [Passage("p:0", "p", "", "", 0, len(text), text, 1.0)]
     )
     assert all(text[s.start : s.end] == s.text for s in out.spans)
+
+
+def test_written_passages_have_unique_titles_and_copy_nothing_from_squad() -> None:
+    # the held-out split goes by title, and SQuAD is for measuring only: no written passage may
+    # share eight words in a row with a SQuAD dev paragraph
+    squad = sorted((SHARED / "data" / "squad").glob("*.json"))
+    if not squad:
+        if os.environ.get("CI") == "true":
+            pytest.fail("../shared/data/squad is missing: CI runs with ../shared beside the clone")
+        pytest.skip("the SQuAD dev files (../shared/data/squad) are not here")
+    passages = {ex.article: (ex.title, ex.context) for ex in load_written_examples()}
+    titles = Counter(" ".join(title.lower().split()) for title, _ in passages.values())
+    assert not [t for t, n in titles.items() if n > 1], "one title per written passage"
+
+    def grams(text: str, n: int = 8) -> set[tuple[str, ...]]:
+        words = re.findall(r"\w+", text.lower())
+        return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+    squad_grams: set[tuple[str, ...]] = set()
+    for path in squad:
+        for article in json.loads(path.read_text("utf-8"))["data"]:
+            for paragraph in article["paragraphs"]:
+                squad_grams |= grams(paragraph["context"])
+    copied = [a for a, (_, text) in passages.items() if grams(text) & squad_grams]
+    assert not copied, f"written passages sharing text with SQuAD dev: {copied[:5]}"
