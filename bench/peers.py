@@ -16,8 +16,8 @@ falls on all of them alike; CPU time is reported beside wall time for the same r
 waited on each other (one question's embedding took 40-500 ms on two threads, 10-16 ms on one).
 
 - ragqa: ``Ingestor`` and ``QAPipeline`` with the default settings (embedding on ONNX Runtime,
-  reader on PyTorch with int8 weights), and ``ragqa-torch``: the same on plain
-  sentence-transformers and a float32 reader, the runtimes the peers use.
+  reader on ONNX Runtime with int8 weights), and ``ragqa-torch``: the same on plain
+  sentence-transformers and a float32 PyTorch reader, the runtimes the peers use.
 - Haystack: in-memory document store, ``SentenceTransformersDocumentEmbedder`` /
   ``TextEmbedder``, ``InMemoryBM25Retriever`` and ``InMemoryEmbeddingRetriever`` (50
   candidates each, as ragqa) fused by ``DocumentJoiner`` (reciprocal rank fusion, top 5),
@@ -130,7 +130,11 @@ class Ragqa(System):
         from qa.settings import Settings
 
         self.plain = args.worker == "ragqa-torch"
-        overrides: dict[str, Any] = {"embedding_backend": "torch", "reader_quantize": False}
+        overrides: dict[str, Any] = {
+            "embedding_backend": "torch",
+            "reader_backend": "torch",
+            "reader_quantize": False,
+        }
         self.settings = Settings(
             index_dir=tmp / "ragqa",
             device=args.device,
@@ -733,9 +737,9 @@ def notes(rows: list[dict[str, Any]], data: dict[str, Any]) -> list[str]:
     if any(r["system"] == "ragqa-torch" for r in rows):
         out.append(
             "- ragqa runs its defaults: embedding on ONNX Runtime (the same vectors as PyTorch) "
-            "and the reader's linear layers in int8. ragqa-torch is the same pipeline on the "
-            "peers' runtimes (sentence-transformers on PyTorch, float32 reader), so its ratios "
-            "show the pipeline alone and ragqa's the runtimes on top."
+            "and the reader on ONNX Runtime in int8. ragqa-torch is the same pipeline on the "
+            "peers' runtimes (sentence-transformers and a float32 reader on PyTorch), so its "
+            "ratios show the pipeline alone and ragqa's the runtimes on top."
         )
     out.append(
         "- Retrieval: ragqa fuses exact FAISS search and bm25s (stemmed) by reciprocal rank "

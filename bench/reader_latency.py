@@ -42,14 +42,16 @@ def main() -> None:
         Ingestor(settings, pipeline.embedder).ingest([REPO / "seeds"], progress=False)
         batches = [pipeline.retrieve(q, 5)[0] for q in QUESTIONS]
     configs = {
-        "transformers (shipped model), fp32": settings.model_copy(
-            update={"reader_quantize": False}
+        "transformers (shipped model), PyTorch fp32": settings.model_copy(
+            update={"reader_backend": "torch", "reader_quantize": False}
         ),
-        "transformers (shipped model), int8": settings.model_copy(update={"reader_quantize": True}),
+        "transformers (shipped model), PyTorch int8": settings.model_copy(
+            update={"reader_backend": "torch", "reader_quantize": True}
+        ),
         "transformers (shipped model), ONNX Runtime fp32": settings.model_copy(
             update={"reader_backend": "onnx"}
         ),
-        "transformers (shipped model), ONNX Runtime int8": settings.model_copy(
+        "transformers (shipped model), ONNX Runtime int8 (default)": settings.model_copy(
             update={"reader_backend": "onnx-int8"}
         ),
         "heuristic": settings.model_copy(update={"reader": "heuristic"}),

@@ -65,8 +65,7 @@ PHONE = {"width": 375, "height": 740}
 TIMEOUT_MS = 30_000  # the real reader on a busy 2-core machine can take a few seconds
 
 QUESTION = "Who closed the 2019 conference?"
-# a seeds question the shipped reader answers right today; the Rao Quan one it still misses
-# (see tests/test_end_to_end.py: KNOWN_READER_MISS)
+# a second seeds question, from the other article
 IFLA_QUESTION, IFLA_ANSWER = "How many members does IFLA have?", "more than 1500"
 IFLA_TITLE = "The NLC participates in the 2021 World Library and information Congress"
 CONFERENCE_TITLE = "2019 Chinese Library Annual Conference is closed"
@@ -375,15 +374,7 @@ def open_first_citation(page: Page) -> Any:
 @pytest.mark.parametrize(
     ("question", "answer", "title", "name"),
     [
-        pytest.param(
-            QUESTION,
-            "Rao Quan",
-            CONFERENCE_TITLE,
-            "chat-rao-quan",
-            marks=pytest.mark.xfail(
-                strict=True, reason="the shipped reader still misses it (issue 4)"
-            ),
-        ),
+        (QUESTION, "Rao Quan", CONFERENCE_TITLE, "chat-rao-quan"),
         (IFLA_QUESTION, IFLA_ANSWER, IFLA_TITLE, "chat"),
     ],
 )

@@ -10,11 +10,6 @@ import sys
 import pytest
 
 CONFERENCE_TITLE = "2019 Chinese Library Annual Conference is closed"
-# Questions the shipped reader still gets wrong (issues 2 and 4 stay open for them). Strict: the
-# day the reader answers one, the test fails until its mark is removed.
-KNOWN_READER_MISS = pytest.mark.xfail(
-    strict=True, reason="the shipped MiniLM reader misses this paraphrase (issue 4)"
-)
 
 
 def _check_citations(pipeline, answer) -> None:  # type: ignore[no-untyped-def]
@@ -24,7 +19,6 @@ def _check_citations(pipeline, answer) -> None:  # type: ignore[no-untyped-def]
         assert doc.text[c.start : c.end].lower() == answer.answer.lower()
 
 
-@KNOWN_READER_MISS
 def test_who_closed_the_2019_conference(seeds_pipeline) -> None:
     answer = seeds_pipeline.ask("Who closed the 2019 conference?")
     assert answer.answer == "Rao Quan"
@@ -38,16 +32,8 @@ def test_who_closed_the_2019_conference(seeds_pipeline) -> None:
 @pytest.mark.parametrize(
     ("question", "accepted"),
     [
-        pytest.param(
-            "When was the 2019 library conference closed?",
-            {"22 August, 2019", "22 August"},
-            marks=KNOWN_READER_MISS,
-        ),
-        pytest.param(
-            "How many experts gave keynote reports at the 2019 conference?",
-            {"More than 80", "80"},
-            marks=KNOWN_READER_MISS,
-        ),
+        ("When was the 2019 library conference closed?", {"22 August, 2019", "22 August"}),
+        ("How many experts gave keynote reports at the 2019 conference?", {"More than 80", "80"}),
         ("What was the theme of the 2021 IFLA conference?", {"Let's work together for the future"}),
         ("How many members does IFLA have?", {"more than 1500", "1500"}),
     ],
