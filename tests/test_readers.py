@@ -30,13 +30,18 @@ def tiny_qa_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_bert(BertForQuestionAnswering, tmp_path_factory.mktemp("tiny-qa"))
 
 
-def test_transformers_reader_windows_and_returns_exact_spans(tiny_qa_model: Path) -> None:
+@pytest.mark.parametrize("backend", ["onnx-int8", "torch"])
+def test_transformers_reader_windows_and_returns_exact_spans(
+    tiny_qa_model: Path, tmp_path: Path, backend: str
+) -> None:
     settings = Settings(
         reader="transformers",
         reader_model=str(tiny_qa_model),
+        reader_backend=backend,
         reader_max_seq_len=64,
         reader_stride=16,
         max_answer_tokens=5,
+        embedding_cache_dir=tmp_path,
     )
     reader = build_reader(settings)
     assert isinstance(reader, Reader) and reader.name == "transformers"
@@ -64,6 +69,7 @@ def test_onnx_reader_runs_windows_side_by_side_and_agrees_with_torch(
         reader_max_seq_len=64,
         reader_stride=16,
         max_answer_tokens=5,
+        reader_backend="torch",
         reader_quantize=False,
         embedding_cache_dir=tmp_path,
     )
