@@ -123,6 +123,12 @@ class System:
         return {}
 
 
+def _reader_runtime(settings: Any) -> str:
+    if settings.reader_backend == "torch":
+        return "PyTorch int8" if settings.reader_quantize else "PyTorch fp32"
+    return "ONNX Runtime int8" if settings.reader_backend == "onnx-int8" else "ONNX Runtime fp32"
+
+
 class Ragqa(System):
     def __init__(self, data: dict[str, Any], args: argparse.Namespace, tmp: Path) -> None:
         from embeddings import Embedder
@@ -156,7 +162,8 @@ class Ragqa(System):
         self.runtime = (
             "sentence-transformers (PyTorch); reader PyTorch fp32"
             if self.plain
-            else f"ONNX Runtime ({self.settings.embedding_backend}); reader PyTorch int8"
+            else f"ONNX Runtime ({self.settings.embedding_backend}); "
+            f"reader {_reader_runtime(self.settings)}"
         )
 
     def ingest(self) -> dict[str, Any]:
