@@ -85,8 +85,8 @@ class Settings(BaseSettings):
     )
     reader_quantize: bool = Field(
         True,
-        description="int8 dynamic quantisation of the reader's linear layers (CPU only): about "
-        "25% faster; about 2 F1 points lower on SQuAD v1.1, higher on the seeds (README).",
+        description="With reader_backend=torch: int8 dynamic quantisation of the reader's linear "
+        "layers (CPU only), about half the read time of float32 (README, Performance: Reader).",
     )
     reader_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "onnx-int8",
