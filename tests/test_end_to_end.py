@@ -10,6 +10,9 @@ import sys
 import pytest
 
 CONFERENCE_TITLE = "2019 Chinese Library Annual Conference is closed"
+# Seeds questions the shipped reader still gets wrong (issue 4). Strict: the day the reader
+# answers one, the test fails until its mark is removed.
+KNOWN_READER_MISS = pytest.mark.xfail(strict=True, reason="the shipped reader misses it (issue 4)")
 
 
 def _check_citations(pipeline, answer) -> None:  # type: ignore[no-untyped-def]
@@ -36,6 +39,16 @@ def test_who_closed_the_2019_conference(seeds_pipeline) -> None:
         ("How many experts gave keynote reports at the 2019 conference?", {"More than 80", "80"}),
         ("What was the theme of the 2021 IFLA conference?", {"Let's work together for the future"}),
         ("How many members does IFLA have?", {"more than 1500", "1500"}),
+        pytest.param(
+            "Where did the 2019 Chinese Library Annual Conference close?",
+            {"National Fitness Center, Dongsheng District, Ordos", "Ordos"},
+            marks=KNOWN_READER_MISS,  # answers "a county-level city"
+        ),
+        pytest.param(
+            "When did the 2021 World Library and Information Congress take place?",
+            {"17 August to 19 August", "From 17 August to 19 August"},
+            marks=KNOWN_READER_MISS,  # abstains: "17 August to 19 August" scores near 0
+        ),
     ],
 )
 def test_factual_questions(seeds_pipeline, question, accepted) -> None:
