@@ -127,18 +127,17 @@ def _collate(batch: list[Feature], pad_id: int, device: str) -> dict[str, torch.
     }
 
 
-def evaluate_examples(model_dir: Path, examples: Sequence[QAExample]) -> dict[str, float]:
-    """Score a saved checkpoint on examples with the service's own transformers reader.
+# one read question: answerable, the reader's best span (or None), its score, the gold answers
+_ReadRow = tuple[bool, str | None, float, list[str]]
 
-    Returns EM/F1 in percent at the best no-answer margin and at margin 0, plus the has-answer
-    and no-answer parts; ``threshold`` is the span-score cut that maximised F1.
-    """
-    from eval.metrics import score_prediction
+
+def _read_examples(model_dir: Path, examples: Sequence[QAExample]) -> list[_ReadRow]:
+    """Read each example's passage with the service's own transformers reader, in order."""
     from qa.readers.transformers_reader import TransformersReader
     from qa.types import Passage
 
     reader = TransformersReader(str(model_dir))
-    rows: list[tuple[bool, str | None, float, list[str]]] = []
+    rows: list[_ReadRow] = []
     for ex in tqdm(examples, desc="Scoring held-out", unit="q"):
         passage = Passage("p:0", "p", "", "", 0, len(ex.context), ex.context, 1.0)
         out = reader.read(ex.question, [passage], top_n=1)
@@ -151,6 +150,21 @@ def evaluate_examples(model_dir: Path, examples: Sequence[QAExample]) -> dict[st
                 [a for _, a in ex.answers],
             )
         )
+    return rows
+
+
+def evaluate_examples(model_dir: Path, examples: Sequence[QAExample]) -> dict[str, float]:
+    """Score a saved checkpoint on examples with the service's own transformers reader.
+
+    Returns EM/F1 in percent at the best no-answer margin and at margin 0, plus the has-answer
+    and no-answer parts; ``threshold`` is the span-score cut that maximised F1.
+    """
+    return _score_rows(_read_examples(model_dir, examples))
+
+
+def _score_rows(rows: Sequence[_ReadRow]) -> dict[str, float]:
+    """The figures of :func:`evaluate_examples` for rows already read."""
+    from eval.metrics import score_prediction
 
     def at(threshold: float) -> dict[str, float]:
         em = f1 = has_f1 = no_acc = 0.0
@@ -262,11 +276,14 @@ def train(
     model.eval().to("cpu").half()
     model.save_pretrained(output_dir, safe_serialization=True)
     tokenizer.save_pretrained(output_dir)
-    held_out = evaluate_examples(output_dir, dev_ex) if dev_ex else {}
+    # each held-out question is read once; the figures by source are scored from the same reads
+    rows = _read_examples(output_dir, dev_ex) if dev_ex else []
+    held_out = _score_rows(rows) if rows else {}
     by_source = {
-        source: evaluate_examples(output_dir, part)
+        source: _score_rows(part)
         for source in sorted({e.source for e in dev_ex})
-        if len(part := [e for e in dev_ex if e.source == source]) < len(dev_ex)
+        if len(part := [r for r, e in zip(rows, dev_ex, strict=True) if e.source == source])
+        < len(dev_ex)
     }
     figures: dict[str, object] = {
         "config": asdict(cfg),
