@@ -129,7 +129,8 @@ def test_every_written_answer_is_an_exact_span_and_ids_are_unique_across_sources
             assert ex.context[start : start + len(text)] == text
     if written:
         unanswerable = sum(not ex.answerable for ex in written)
-        assert 0.1 * len(written) <= unanswerable <= 0.4 * len(written)
+        # both kinds well represented (SQuAD 2.0's training set has a third unanswerable)
+        assert 0.1 * len(written) <= unanswerable <= 0.5 * len(written)
     everything = load_all_examples(BBC)
     assert len(everything) == len(load_examples(BBC)) + len(written)
     assert len({ex.id for ex in everything}) == len(everything), "ids are unique"
