@@ -225,7 +225,8 @@ def train(
 
     base = resolve_model_path(cfg.base_model)
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForQuestionAnswering.from_pretrained(base).to(device)
+    # float32 whatever the base holds (a shipped checkpoint is float16)
+    model = AutoModelForQuestionAnswering.from_pretrained(base).float().to(device)
     features = featurize(train_ex, tokenizer, cfg)
 
     rng = random.Random(cfg.seed)
