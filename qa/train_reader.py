@@ -153,17 +153,12 @@ def _read_examples(model_dir: Path, examples: Sequence[QAExample]) -> list[_Read
     return rows
 
 
-def evaluate_examples(model_dir: Path, examples: Sequence[QAExample]) -> dict[str, float]:
-    """Score a saved checkpoint on examples with the service's own transformers reader.
+def _score_rows(rows: Sequence[_ReadRow]) -> dict[str, float]:
+    """Score rows read by :func:`_read_examples`.
 
     Returns EM/F1 in percent at the best no-answer margin and at margin 0, plus the has-answer
     and no-answer parts; ``threshold`` is the span-score cut that maximised F1.
     """
-    return _score_rows(_read_examples(model_dir, examples))
-
-
-def _score_rows(rows: Sequence[_ReadRow]) -> dict[str, float]:
-    """The figures of :func:`evaluate_examples` for rows already read."""
     from eval.metrics import score_prediction
 
     def at(threshold: float) -> dict[str, float]:
