@@ -264,6 +264,14 @@ def train_reader(
     bbc_dir: Annotated[
         Path | None, typer.Option("--bbc-dir", help="BBC corpus (default: ../shared/data/bbc).")
     ] = None,
+    base_model: Annotated[
+        str,
+        typer.Option(
+            "--base-model",
+            help="Starting point: the packaged MiniLM encoder (default), or a QA checkpoint "
+            "(folder or hub id) to go on training, such as qa/reader_model.",
+        ),
+    ] = "all-MiniLM-L6-v2",
     epochs: Annotated[float, typer.Option("--epochs")] = 2.0,
     learning_rate: Annotated[float, typer.Option("--learning-rate")] = 1e-4,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
@@ -271,11 +279,12 @@ def train_reader(
     seed: Annotated[int, typer.Option("--seed")] = 13,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Fine-tune the packaged MiniLM encoder into an extractive QA reader (our own data)."""
+    """Fine-tune an extractive QA reader on our own data (from the packaged MiniLM encoder)."""
     from qa.reader_data import DEFAULT_BBC_DIR, TrainingDataError
     from qa.train_reader import DEFAULT_OUTPUT, TrainConfig, train
 
     cfg = TrainConfig(
+        base_model=base_model,
         epochs=epochs,
         learning_rate=learning_rate,
         batch_size=batch_size,

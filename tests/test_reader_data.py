@@ -7,6 +7,7 @@ import math
 import os
 import re
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -210,6 +211,11 @@ def test_training_run_saves_a_loadable_checkpoint_with_figures_by_source(tmp_pat
         "Who predicted it?", [Passage("p:0", "p", "", "", 0, len(text), text, 1.0)]
     )
     assert all(text[s.start : s.end] == s.text for s in out.spans)
+    # a saved checkpoint (float16) is a valid starting point for more training
+    again = TrainConfig(**{**asdict(cfg), "base_model": str(tmp_path / "out"), "epochs": 0.5})
+    more = train(tmp_path / "more", again, progress=False, examples=examples)
+    assert more["steps"] == int(math.ceil(figures["train_windows"] / 8) * 0.5)  # type: ignore[operator]
+    assert (tmp_path / "more" / "model.safetensors").is_file()
 
 
 def test_written_passages_have_unique_titles_and_copy_nothing_from_squad() -> None:
