@@ -94,6 +94,10 @@ def test_misplaced_answer_is_refused_with_file_and_line(tmp_path: Path) -> None:
     bad = {**good, "answers": [{"text": "Ada Lovelace", "start": 8}]}
     with pytest.raises(TrainingDataError, match=r"bad\.jsonl:1: answer 'Ada Lovelace'"):
         load_examples(bbc, [_write(tmp_path / "bad.jsonl", bad)])
+    # a negative offset is refused even where Python's slicing would find the answer there
+    negative = {**good, "answers": [{"text": "Ada Lovelace", "start": 7 - len(text)}]}
+    with pytest.raises(TrainingDataError, match=f"not at offset {7 - len(text)} "):
+        load_examples(bbc, [_write(tmp_path / "neg.jsonl", negative)])
     outside = {**good, "context_end": 15}
     with pytest.raises(TrainingDataError, match="outside its context"):
         load_examples(bbc, [_write(tmp_path / "out.jsonl", outside)])
