@@ -39,10 +39,14 @@ def test_who_closed_the_2019_conference(seeds_pipeline) -> None:
         ("How many experts gave keynote reports at the 2019 conference?", {"More than 80", "80"}),
         ("What was the theme of the 2021 IFLA conference?", {"Let's work together for the future"}),
         ("How many members does IFLA have?", {"more than 1500", "1500"}),
-        pytest.param(
+        (  # the answers the seeds gold set accepts for this question (seeds-003)
             "Where did the 2019 Chinese Library Annual Conference close?",
-            {"National Fitness Center, Dongsheng District, Ordos", "Ordos"},
-            marks=KNOWN_READER_MISS,  # answers "a county-level city"
+            {
+                "National Fitness Center, Dongsheng District, Ordos",
+                "National Fitness Center",
+                "Dongsheng District, Ordos",
+                "Ordos",
+            },
         ),
         pytest.param(
             "When did the 2021 World Library and Information Congress take place?",
