@@ -76,10 +76,11 @@ def _records(files: Iterable[Path]) -> Iterable[tuple[Path, int, dict]]:
                     raise TrainingDataError(f"{path}:{n}: invalid JSON ({exc.msg})") from exc
 
 
-def _check_answer(text: str, start: int, answer: str, what: str, of: str) -> None:
-    """Raise unless ``answer`` is a non-blank span standing at ``start`` of ``text``."""
+def _check_answer(text: str, start: int, answer: str, where: str, of: str) -> None:
+    """Raise unless ``answer`` is a non-blank span standing at ``start`` of ``text`` (``where``
+    names the record, ``of`` the text, in the message)."""
     if start < 0 or text[start : start + len(answer)] != answer or not answer.strip():
-        raise TrainingDataError(f"{what} is not at offset {start} {of}")
+        raise TrainingDataError(f"{where}: answer {answer!r} is not at offset {start} of {of}")
 
 
 def load_examples(
@@ -112,7 +113,7 @@ def load_examples(
         spans: list[tuple[int, str]] = []
         for ans in answers:
             start, answer = int(ans["start"]), str(ans["text"])
-            _check_answer(text, start, answer, f"{where}: answer {answer!r}", f"of {article}")
+            _check_answer(text, start, answer, where, article)
             if not (c0 <= start and start + len(answer) <= c1):
                 raise TrainingDataError(f"{where}: answer {answer!r} lies outside its context")
             spans.append((start - c0, answer))
@@ -156,9 +157,7 @@ def load_written_examples(files: Sequence[Path] | None = None) -> list[QAExample
             if not question:
                 raise TrainingDataError(f"{where}: {qid}: empty question")
             for start, answer in raw:
-                _check_answer(
-                    text, start, answer, f"{where}: {qid}: answer {answer!r}", "of its text"
-                )
+                _check_answer(text, start, answer, f"{where}: {qid}", "its text")
             examples.append(
                 QAExample(
                     id=qid,
