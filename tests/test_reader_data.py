@@ -103,6 +103,8 @@ def test_misplaced_answer_is_refused_with_file_and_line(tmp_path: Path) -> None:
         load_examples(bbc, [_write(tmp_path / "out.jsonl", outside)])
     with pytest.raises(TrainingDataError, match="no article"):
         load_examples(bbc, [_write(tmp_path / "gone.jsonl", {**good, "article": "tech/9.txt"})])
+    with pytest.raises(TrainingDataError, match=r"typo\.jsonl:1: unknown question type 'whose'"):
+        load_examples(bbc, [_write(tmp_path / "typo.jsonl", {**good, "type": "whose"})])
 
 
 def test_features_point_at_the_answer_tokens_or_cls() -> None:
@@ -169,6 +171,10 @@ def test_written_record_errors_name_file_line_and_question(tmp_path: Path) -> No
         load_written_examples([_write(tmp_path / "none.jsonl", no_text)])
     with pytest.raises(TrainingDataError, match="empty title, text or question list"):
         load_written_examples([_write(tmp_path / "empty.jsonl", {**good, "questions": []})])
+    misspelt = json.loads(json.dumps(good))
+    misspelt["questions"][1]["type"] = "How many"
+    with pytest.raises(TrainingDataError, match=r"w-t-001-q2: unknown question type 'How many'"):
+        load_written_examples([_write(tmp_path / "type.jsonl", misspelt)])
 
 
 def test_training_run_saves_a_loadable_checkpoint_with_figures_by_source(tmp_path: Path) -> None:

@@ -26,6 +26,11 @@ WRITTEN_DIR = Path(__file__).with_name("written")
 DEFAULT_BBC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bbc"
 
 
+QUESTION_TYPES = frozenset(
+    {"who", "when", "where", "what", "which", "how_many", "why", "how", "other"}
+)
+
+
 class TrainingDataError(ValueError):
     """A record is malformed or its answer does not stand at its offsets."""
 
@@ -83,6 +88,16 @@ def _check_answer(text: str, start: int, answer: str, where: str, of: str) -> No
         raise TrainingDataError(f"{where}: answer {answer!r} is not at offset {start} of {of}")
 
 
+def _question_type(record: dict, where: str) -> str:
+    """The record's ``type`` (``other`` when absent); raise on one outside
+    :data:`QUESTION_TYPES`, so a misspelt type does not end up as a class of its own."""
+    qtype = str(record.get("type", "other"))
+    if qtype not in QUESTION_TYPES:
+        allowed = ", ".join(sorted(QUESTION_TYPES))
+        raise TrainingDataError(f"{where}: unknown question type {qtype!r} (allowed: {allowed})")
+    return qtype
+
+
 def load_examples(
     bbc_dir: Path = DEFAULT_BBC_DIR, files: Sequence[Path] | None = None
 ) -> list[QAExample]:
@@ -124,7 +139,7 @@ def load_examples(
                 question=question,
                 context=text[c0:c1],
                 answers=tuple(spans),
-                qtype=str(rec.get("type", "other")),
+                qtype=_question_type(rec, where),
                 title=next((line.strip() for line in text.splitlines() if line.strip()), ""),
             )
         )
@@ -165,7 +180,7 @@ def load_written_examples(files: Sequence[Path] | None = None) -> list[QAExample
                     question=question,
                     context=text,
                     answers=tuple(raw),
-                    qtype=str(q.get("type", "other")),
+                    qtype=_question_type(q, f"{where}: {qid}"),
                     title=title,
                 )
             )
