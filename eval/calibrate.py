@@ -1,7 +1,8 @@
 """Choose a reader's no-answer threshold on a calibration split of the seeds gold set.
 
     python -m eval.calibrate [--reader transformers|heuristic]
-        [--reader-backend torch|onnx|onnx-int8] [--gold eval/gold/seeds.jsonl]
+        [--reader-backend torch|onnx|onnx-int8] [--reader-span-score probability|null_odds]
+        [--gold eval/gold/seeds.jsonl]
 
 It indexes ``seeds/`` in a temporary folder, answers every gold question with the real pipeline
 (threshold 0, so every candidate is kept), then sweeps the threshold on the even-numbered
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--reader", choices=["transformers", "heuristic"], default=None)
     parser.add_argument("--reader-model", default=None)
     parser.add_argument("--reader-backend", choices=["torch", "onnx", "onnx-int8"], default=None)
+    parser.add_argument("--reader-span-score", choices=["probability", "null_odds"], default=None)
     parser.add_argument("--gold", type=Path, default=REPO / "eval/gold/seeds.jsonl")
     parser.add_argument("--seeds", type=Path, default=REPO / "seeds")
     args = parser.parse_args()
@@ -63,6 +65,7 @@ def main() -> None:
         "reader": args.reader,
         "reader_model": args.reader_model,
         "reader_backend": args.reader_backend,
+        "reader_span_score": args.reader_span_score,
     }
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     result = calibrate(settings, args.gold, args.seeds)

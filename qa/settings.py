@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ReaderKind = Literal["heuristic", "transformers"]
+SpanScore = Literal["probability", "null_odds"]
 IndexKind = Literal["auto", "flat", "hnsw", "ivf-sq8", "ivf-pq"]
 
 PACKAGED_READER = "ragqa-minilm-qa"
@@ -25,9 +26,12 @@ CALIBRATED_THRESHOLDS: dict[str, float] = {
     # is left to check it. Rerun: `python -m eval.calibrate` prints the sweep and the choice.
     # A runtime other than PyTorch scores a little differently, so the transformers reader has
     # one entry per runtime ("transformers/onnx-int8"); "transformers" is the PyTorch one.
+    # The span score (reader_span_score) changes the scale, so it is part of the key too.
     "heuristic": 0.29,
     "transformers": 0.01,
     "transformers/onnx-int8": 0.03,
+    "transformers/null_odds": 0.01,
+    "transformers/onnx-int8/null_odds": 0.01,
 }
 
 
@@ -93,6 +97,13 @@ class Settings(BaseSettings):
         description="Runtime of the transformers reader: onnx-int8 (the default) or onnx "
         "(ONNX Runtime; exported once into embedding_cache_dir), or torch (with reader_quantize).",
     )
+    reader_span_score: SpanScore = Field(
+        "null_odds",
+        description="How the transformers reader scores a span, the answer score the no-answer "
+        "threshold applies to: null_odds (the default: the span's odds against its window's "
+        "no-answer position, sigmoid(start + end - cls_start - cls_end)) or probability "
+        "(p_start * p_end, softmaxes over the window with [CLS]).",
+    )
     max_answer_tokens: int = Field(30, ge=1)
     reader_max_seq_len: int = Field(384, ge=64)
     reader_stride: int = Field(128, ge=0)
@@ -138,11 +149,27 @@ class Settings(BaseSettings):
         """The no-answer threshold in force: the explicit one, else the reader's calibrated one."""
         if self.no_answer_threshold is not None:
             return self.no_answer_threshold
-        return CALIBRATED_THRESHOLDS.get(self.threshold_key, CALIBRATED_THRESHOLDS[self.reader])
+        for key in (self.threshold_key, self._threshold_fallback_key):
+            if key in CALIBRATED_THRESHOLDS:
+                return CALIBRATED_THRESHOLDS[key]
+        raise ValueError(f"no calibrated no-answer threshold for {self.threshold_key}")
 
     @property
     def threshold_key(self) -> str:
-        """The CALIBRATED_THRESHOLDS entry for this reader and runtime."""
-        if self.reader == "transformers" and self.reader_backend != "torch":
-            return f"transformers/{self.reader_backend}"
+        """The CALIBRATED_THRESHOLDS entry for this reader, runtime and span score."""
+        if self.reader != "transformers":
+            return self.reader
+        key = "transformers"
+        if self.reader_backend != "torch":
+            key += f"/{self.reader_backend}"
+        if self.reader_span_score != "probability":
+            key += f"/{self.reader_span_score}"
+        return key
+
+    @property
+    def _threshold_fallback_key(self) -> str:
+        """A runtime with no entry of its own takes the PyTorch one of the same span score (the
+        scales of two span scores differ, so never the other's)."""
+        if self.reader == "transformers" and self.reader_span_score != "probability":
+            return f"transformers/{self.reader_span_score}"
         return self.reader

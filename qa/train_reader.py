@@ -30,6 +30,7 @@ import torch
 from tqdm import tqdm
 
 from qa.reader_data import DEFAULT_BBC_DIR, QAExample, is_held_out, load_all_examples
+from qa.settings import SpanScore
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +132,14 @@ def _collate(batch: list[Feature], pad_id: int, device: str) -> dict[str, torch.
 _ReadRow = tuple[bool, str | None, float, list[str]]
 
 
-def _read_examples(model_dir: Path, examples: Sequence[QAExample]) -> list[_ReadRow]:
+def _read_examples(
+    model_dir: Path, examples: Sequence[QAExample], span_score: SpanScore = "probability"
+) -> list[_ReadRow]:
     """Read each example's passage with the service's own transformers reader, in order."""
     from qa.readers.transformers_reader import TransformersReader
     from qa.types import Passage
 
-    reader = TransformersReader(str(model_dir))
+    reader = TransformersReader(str(model_dir), span_score=span_score)
     rows: list[_ReadRow] = []
     for ex in tqdm(examples, desc="Scoring held-out", unit="q"):
         passage = Passage("p:0", "p", "", "", 0, len(ex.context), ex.context, 1.0)
@@ -181,13 +184,34 @@ def _score_rows(rows: Sequence[_ReadRow]) -> dict[str, float]:
             "no_ans_accuracy": 100 * no_acc / max(len(rows) - n_has, 1),
         }
 
-    sweep = [at(t) for t in np.linspace(0.0, 0.95, 20)]
+    sweep = [at(t) for t in np.linspace(0.0, 0.99, 100)]
     best = max(sweep, key=lambda r: r["f1"])
     return {
         "n": len(rows),
         **{f"best_{k}": v for k, v in best.items()},
         **{f"always_{k}": v for k, v in at(0.0).items() if k != "threshold"},
     }
+
+
+def evaluate_held_out(
+    model_dir: Path, dev_ex: Sequence[QAExample], span_score: SpanScore = "probability"
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Figures on the held-out questions, in all and by source (BBC, written).
+
+    Each question is read once; the figures by source are scored from the same reads.
+    """
+    rows = _read_examples(model_dir, dev_ex, span_score) if dev_ex else []
+    held_out = _score_rows(rows) if rows else {}
+    by_source = {
+        source: _score_rows(part)
+        for source in sorted({e.source for e in dev_ex})
+        if len(part := [r for r, e in zip(rows, dev_ex, strict=True) if e.source == source])
+        < len(dev_ex)
+    }
+    return (
+        {k: round(v, 3) for k, v in held_out.items()},
+        {src: {k: round(v, 3) for k, v in fig.items()} for src, fig in by_source.items()},
+    )
 
 
 def train(
@@ -272,15 +296,7 @@ def train(
     model.eval().to("cpu").half()
     model.save_pretrained(output_dir, safe_serialization=True)
     tokenizer.save_pretrained(output_dir)
-    # each held-out question is read once; the figures by source are scored from the same reads
-    rows = _read_examples(output_dir, dev_ex) if dev_ex else []
-    held_out = _score_rows(rows) if rows else {}
-    by_source = {
-        source: _score_rows(part)
-        for source in sorted({e.source for e in dev_ex})
-        if len(part := [r for r, e in zip(rows, dev_ex, strict=True) if e.source == source])
-        < len(dev_ex)
-    }
+    held_out, by_source = evaluate_held_out(output_dir, dev_ex)
     figures: dict[str, object] = {
         "config": asdict(cfg),
         "device": device,
@@ -290,12 +306,8 @@ def train(
         "steps": step,
         "train_seconds": round(train_seconds, 1),
         "final_loss": round(float(np.mean(losses[-50:])), 4) if losses else None,
-        "held_out": {k: round(v, 3) for k, v in held_out.items()},
-        "held_out_by_source": {
-            source: {"questions": sum(e.source == source for e in dev_ex)}
-            | {k: round(v, 3) for k, v in figures_.items()}
-            for source, figures_ in by_source.items()
-        },
+        "held_out": held_out,
+        "held_out_by_source": by_source,
     }
     (output_dir / "training.json").write_text(json.dumps(figures, indent=2) + "\n", "utf-8")
     return figures
@@ -309,9 +321,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--bbc-dir", type=Path, default=DEFAULT_BBC_DIR)
     for name, value in asdict(TrainConfig()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument(
+        "--evaluate",
+        type=Path,
+        default=None,
+        metavar="MODEL_DIR",
+        help="train nothing: score MODEL_DIR on the held-out questions and print the figures",
+    )
+    parser.add_argument("--span-score", choices=["probability", "null_odds"], default="probability")
     args = vars(parser.parse_args(argv))
     out, bbc = args.pop("out"), args.pop("bbc_dir")
+    evaluate, span_score = args.pop("evaluate"), args.pop("span_score")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if evaluate is not None:
+        cfg = TrainConfig(**args)
+        examples = load_all_examples(bbc)
+        dev_ex = [e for e in examples if is_held_out(e.split_key, cfg.held_out_percent)]
+        held_out, by_source = evaluate_held_out(evaluate, dev_ex, span_score)
+        print(
+            json.dumps(
+                {
+                    "model": str(evaluate),
+                    "span_score": span_score,
+                    "held_out": held_out,
+                    "held_out_by_source": by_source,
+                },
+                indent=2,
+            )
+        )
+        return
     figures = train(out, TrainConfig(**args), bbc)
     print(json.dumps(figures, indent=2))
 

@@ -36,14 +36,15 @@ def test_who_closed_the_2019_conference(seeds_pipeline) -> None:
     ("question", "accepted"),
     [
         ("When was the 2019 library conference closed?", {"22 August, 2019", "22 August"}),
+        ("How many experts gave keynote reports at the 2019 conference?", {"More than 80", "80"}),
         pytest.param(
-            "How many experts gave keynote reports at the 2019 conference?",
-            {"More than 80", "80"},
-            # the reader of the third training step answers "around 12" (the number of themes in
-            # the same sentence); the gold set's fuller wording (seeds-035) it answers right
+            "What was the theme of the 2021 IFLA conference?",
+            {"Let's work together for the future"},
+            # with the null-odds span score (the default since 2026-12-02) the reader prefers the
+            # 2019 Chinese conference's theme (its passage scores surer); the gold set's wording
+            # "What was the theme of the IFLA congress in 2021?" (seeds-060) it answers right
             marks=KNOWN_READER_MISS,
         ),
-        ("What was the theme of the 2021 IFLA conference?", {"Let's work together for the future"}),
         ("How many members does IFLA have?", {"more than 1500", "1500"}),
         (  # the answers the seeds gold set accepts for this question (seeds-003)
             "Where did the 2019 Chinese Library Annual Conference close?",

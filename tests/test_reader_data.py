@@ -182,7 +182,7 @@ def test_training_run_saves_a_loadable_checkpoint_with_figures_by_source(tmp_pat
     from transformers import BertModel
 
     from qa.readers.transformers_reader import TransformersReader
-    from qa.train_reader import TrainConfig, train
+    from qa.train_reader import TrainConfig, evaluate_held_out, train
 
     from .conftest import save_tiny_bert
 
@@ -214,9 +214,17 @@ def test_training_run_saves_a_loadable_checkpoint_with_figures_by_source(tmp_pat
     assert 0 < figures["held_out_questions"] < len(examples)  # type: ignore[operator]
     by_source = figures["held_out_by_source"]
     assert isinstance(by_source, dict) and set(by_source) == {"bbc", "written"}
-    assert sum(part["questions"] for part in by_source.values()) == figures["held_out_questions"]
+    assert sum(part["n"] for part in by_source.values()) == figures["held_out_questions"]
     saved = json.loads((tmp_path / "out" / "training.json").read_text("utf-8"))
     assert saved["held_out"]["best_f1"] == figures["held_out"]["best_f1"]  # type: ignore[index]
+    # the held-out scoring alone (python -m qa.train_reader --evaluate DIR): the same figures
+    # from the same reads, and with the other span score the same questions, read again
+    dev = [e for e in examples if is_held_out(e.split_key, 30)]
+    again_prob, _ = evaluate_held_out(tmp_path / "out", dev)
+    assert again_prob == saved["held_out"]
+    odds, odds_by_source = evaluate_held_out(tmp_path / "out", dev, "null_odds")
+    assert odds["n"] == len(dev) and set(odds_by_source) == {"bbc", "written"}
+    assert odds["always_f1"] == again_prob["always_f1"]  # the same best spans, scored otherwise
     out = TransformersReader(str(tmp_path / "out")).read(
         "Who predicted it?", [Passage("p:0", "p", "", "", 0, len(text), text, 1.0)]
     )

@@ -59,6 +59,34 @@ def test_transformers_reader_windows_and_returns_exact_spans(
     assert max(s.start for s in out.spans if s.passage_index == 0) > 300
 
 
+def test_null_odds_score_is_the_spans_odds_against_no_answer(tiny_qa_model: Path) -> None:
+    import numpy as np
+    import torch
+
+    from qa.readers.transformers_reader import TransformersReader
+
+    text = "Its founder, Maria Ellis, raised 4 million pounds from local donors in Leeds."
+    question = "Who founded the museum?"
+    by_prob = TransformersReader(str(tiny_qa_model), n_best=40, max_answer_tokens=40)
+    by_odds = TransformersReader(
+        str(tiny_qa_model), n_best=40, max_answer_tokens=40, span_score="null_odds"
+    )
+    prob_spans = by_prob.read(question, [_passage(text)], top_n=1000).spans
+    odds_spans = by_odds.read(question, [_passage(text)], top_n=1000).spans
+    # one window: the same spans in the same order, only the score differs
+    assert [s.text for s in odds_spans] == [s.text for s in prob_spans]
+    enc = by_odds.tokenizer(question, text, return_offsets_mapping=True, return_tensors="pt")
+    offsets = enc.pop("offset_mapping")[0].tolist()
+    with torch.no_grad():
+        out = by_odds.model(**enc)
+    start, end = out.start_logits[0].numpy(), out.end_logits[0].numpy()
+    best = odds_spans[0]
+    s = next(i for i, (a, b) in enumerate(offsets) if a == best.start and b > a and i > 0)
+    e = next(i for i, (a, b) in enumerate(offsets) if b == best.end and i >= s)
+    margin = start[s] + end[e] - start[0] - end[0]
+    assert best.score == pytest.approx(1 / (1 + np.exp(-margin)), rel=1e-4)
+
+
 def test_onnx_reader_runs_windows_side_by_side_and_agrees_with_torch(
     tiny_qa_model: Path, tmp_path: Path
 ) -> None:
@@ -132,3 +160,31 @@ def test_heuristic_reader_finds_typed_spans() -> None:
 def test_heuristic_model_file_matches_features() -> None:
     model = CandidateScorer.load()
     assert len(model.mean) == len(FEATURES)
+
+
+def test_each_reader_runtime_and_span_score_has_its_own_threshold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qa import settings as settings_module
+
+    table = {
+        "heuristic": 0.5,
+        "transformers": 0.1,
+        "transformers/onnx-int8": 0.2,
+        "transformers/null_odds": 0.3,
+        "transformers/onnx-int8/null_odds": 0.4,
+    }
+    monkeypatch.setattr(settings_module, "CALIBRATED_THRESHOLDS", table)
+
+    def threshold(**fields: object) -> float:
+        return Settings(reader="transformers", **fields).answer_threshold  # type: ignore[arg-type]
+
+    assert Settings(reader="heuristic").answer_threshold == 0.5
+    assert threshold(reader_backend="torch", reader_span_score="probability") == 0.1
+    assert threshold(reader_backend="onnx-int8", reader_span_score="probability") == 0.2
+    assert threshold(reader_backend="torch", reader_span_score="null_odds") == 0.3
+    assert threshold(reader_backend="onnx-int8", reader_span_score="null_odds") == 0.4
+    # a runtime without an entry takes PyTorch's of the same span score, never the other score's
+    assert threshold(reader_backend="onnx", reader_span_score="probability") == 0.1
+    assert threshold(reader_backend="onnx", reader_span_score="null_odds") == 0.3
+    assert threshold(no_answer_threshold=0.7) == 0.7

@@ -48,6 +48,7 @@ def build_reader(settings: Settings, encode: EncodeFn | None = None) -> Reader:
             batch_size=settings.reader_batch_size,
             backend=settings.reader_backend,
             cache_dir=settings.embedding_cache_dir,
+            span_score=settings.reader_span_score,
         )
     from qa.readers.heuristic import HeuristicReader
 

@@ -2,9 +2,13 @@
 
 Long passages are cut into overlapping windows (``max_seq_len`` tokens, ``stride`` tokens of
 overlap); all windows of all passages run in batches; each window proposes its n-best spans
-(end after start, at most ``max_answer_tokens`` long, inside the passage). Span scores are
-``p_start * p_end`` with both softmaxes taken over the window's passage tokens plus the
-``[CLS]`` position, so a SQuAD 2.0 model's no-answer score competes with every span.
+(end after start, at most ``max_answer_tokens`` long, inside the passage). A span's score is,
+with ``span_score="probability"``, ``p_start * p_end`` with both softmaxes taken over the
+window's passage tokens plus the ``[CLS]`` position, so a SQuAD 2.0 model's no-answer score
+competes with every span; with ``span_score="null_odds"``, the span's odds against its window's
+no-answer position, ``sigmoid(start + end - start[CLS] - end[CLS])`` on the logits, which does
+not fall when the model hesitates between overlapping spans ("Rao Quan" or "Rao Quan, the
+director"), only when it leans to no answer. Spans are ranked by their score either way.
 
 ``backend="onnx-int8"`` runs the same checkpoint exported once to ONNX with int8 per-channel
 weights (``embeddings.onnx_export``) in ONNX Runtime instead of PyTorch, one single-threaded run
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
+from qa.settings import SpanScore
 from qa.types import Passage, ReaderOutput, Span
 
 
@@ -50,6 +55,7 @@ class TransformersReader:
         backend: Literal["torch", "onnx", "onnx-int8"] = "torch",
         cache_dir: Path | None = None,
         threads: int | None = None,
+        span_score: SpanScore = "probability",
     ) -> None:
         local = Path(model_name_or_path).exists()
         if backend != "torch" and not local:
@@ -88,6 +94,7 @@ class TransformersReader:
         self.max_answer_tokens = max_answer_tokens
         self.batch_size = batch_size
         self.n_best = n_best
+        self.span_score = span_score
 
     def _fit_question(self, question: str) -> str:
         """Cut a question to a quarter of the window: a longer one leaves no room for the
@@ -175,7 +182,12 @@ class TransformersReader:
                     if char_end <= char_start:
                         continue
                     key = (p_idx, char_start, char_end)
-                    score = float(s_prob[s] * e_prob[e])
+                    if self.span_score == "null_odds":
+                        margin = start_logits[f][s] + end_logits[f][e]
+                        margin -= start_logits[f][0] + end_logits[f][0]
+                        score = float(1.0 / (1.0 + np.exp(-np.clip(margin, -50.0, 50.0))))
+                    else:
+                        score = float(s_prob[s] * e_prob[e])
                     if score > best.get(key, -1.0):
                         best[key] = score
         spans = [
