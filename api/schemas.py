@@ -48,6 +48,12 @@ class AskResponse(BaseModel):
     question: str
     answer: str | None = Field(description="The exact answer span, or null when abstaining.")
     score: float
+    confidence: float | None = Field(
+        None,
+        description="The answer span's probability (p_start * p_end) where the reader gives one: "
+        "how likely this exact span is right, for display; score is what the no-answer "
+        "threshold applies to. Null when abstaining or for the heuristic reader.",
+    )
     citations: list[CitationOut]
     passages: list[PassageOut]
     timings_ms: dict[str, float]

@@ -143,7 +143,8 @@ class QAPipeline:
         score = best.score if best else 0.0
         if best is None or score < self.settings.answer_threshold:
             return Answer(question, None, score, [], list(passages), {"read": read_ms}, candidates)
-        answer_text = max(best.spans, key=lambda s: s.score).text
+        top = max(best.spans, key=lambda s: s.score)
+        answer_text = top.text
         citations = []
         seen: set[tuple[str, int, int]] = set()
         for found in sorted(best.spans, key=lambda s: -s.score):
@@ -177,7 +178,14 @@ class QAPipeline:
                 )
             )
         return Answer(
-            question, answer_text, score, citations, list(passages), {"read": read_ms}, candidates
+            question,
+            answer_text,
+            score,
+            citations,
+            list(passages),
+            {"read": read_ms},
+            candidates,
+            confidence=top.probability,
         )
 
     def ask(self, question: str, top_k: int | None = None) -> Answer:

@@ -62,6 +62,9 @@ class Span:
     end: int
     text: str
     score: float
+    # the reader's probability that this span is the answer, where it has one (the transformers
+    # reader: p_start * p_end, whatever its span score); a confidence to show, not to rank by
+    probability: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,7 @@ class Answer:
     passages: list[Passage] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     candidates: list[tuple[str, float]] = field(default_factory=list)
+    confidence: float | None = None  # the answer span's probability, where the reader gives one
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape shared by the API and ``ragqa ask --json``."""
@@ -104,6 +108,7 @@ class Answer:
             "question": self.question,
             "answer": self.answer,
             "score": round(self.score, 4),
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
             "citations": [
                 {
                     "doc_id": c.doc_id,

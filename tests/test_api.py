@@ -30,9 +30,19 @@ def test_ask_answers_with_citations(client, seeds_pipeline) -> None:
     r = client.post("/ask", json={"question": question, "top_k": 5})
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"question", "answer", "score", "citations", "passages", "timings_ms"}
+    assert set(body) == {
+        "question",
+        "answer",
+        "score",
+        "confidence",
+        "citations",
+        "passages",
+        "timings_ms",
+    }
     assert body["answer"] == "Rao Quan"
     assert len(body["passages"]) == 5
+    # the span probability beside the score: a number in [0, 1] for the transformers reader
+    assert 0.0 < body["confidence"] <= 1.0
     for c in body["citations"]:
         doc = client.get(f"/documents/{c['doc_id']}").json()
         assert doc["text"][c["start"] : c["end"]] == body["answer"]

@@ -75,6 +75,8 @@ def test_null_odds_score_is_the_spans_odds_against_no_answer(tiny_qa_model: Path
     odds_spans = by_odds.read(question, [_passage(text)], top_n=1000).spans
     # one window: the same spans in the same order, only the score differs
     assert [s.text for s in odds_spans] == [s.text for s in prob_spans]
+    # either way each span keeps its probability, the confidence the service shows
+    assert [s.probability for s in odds_spans] == pytest.approx([s.score for s in prob_spans])
     enc = by_odds.tokenizer(question, text, return_offsets_mapping=True, return_tensors="pt")
     offsets = enc.pop("offset_mapping")[0].tolist()
     with torch.no_grad():

@@ -120,7 +120,10 @@
       return used[p.doc_id + "\u0000" + p.chunk_id];
     });
     return { role: "bot", question: question, answer: String(body.answer),
-             score: Number(body.score) || 0, citations: citations, passages: passages };
+             // the span probability, where the reader gives one, is the better-ordered
+             // confidence; the score (what the no-answer threshold applies to) otherwise
+             score: typeof body.confidence === "number" ? body.confidence : Number(body.score) || 0,
+             citations: citations, passages: passages };
   }
 
   // the passage of a citation, with the answer located by its offsets
@@ -330,7 +333,7 @@
       li.appendChild(el("span", { class: "rq-visually-hidden" }, "Answer: "));
       li.appendChild(el("p", { class: "rq-answer" }, msg.answer));
       var conf = confidence(msg.score);
-      var meter = el("p", { class: "rq-confidence rq-conf-" + conf.level, title: "score " + msg.score.toFixed(2) });
+      var meter = el("p", { class: "rq-confidence rq-conf-" + conf.level, title: "confidence " + msg.score.toFixed(2) });
       var bars = el("span", { class: "rq-bars", "aria-hidden": "true" });
       bars.appendChild(el("span")); bars.appendChild(el("span")); bars.appendChild(el("span"));
       meter.appendChild(bars);

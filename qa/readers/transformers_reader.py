@@ -159,7 +159,7 @@ class TransformersReader:
         }
         start_logits, end_logits = self._logits(inputs, len(sample_of))
 
-        best: dict[tuple[int, int, int], float] = {}
+        best: dict[tuple[int, int, int], tuple[float, float]] = {}  # (score, probability)
         no_answer = 1.0
         for f, p_idx in enumerate(sample_of):
             seq_ids = encoded.sequence_ids(f)
@@ -182,17 +182,17 @@ class TransformersReader:
                     if char_end <= char_start:
                         continue
                     key = (p_idx, char_start, char_end)
+                    probability = float(s_prob[s] * e_prob[e])
+                    score = probability
                     if self.span_score == "null_odds":
                         margin = start_logits[f][s] + end_logits[f][e]
                         margin -= start_logits[f][0] + end_logits[f][0]
                         score = float(1.0 / (1.0 + np.exp(-np.clip(margin, -50.0, 50.0))))
-                    else:
-                        score = float(s_prob[s] * e_prob[e])
-                    if score > best.get(key, -1.0):
-                        best[key] = score
+                    if score > best.get(key, (-1.0, 0.0))[0]:
+                        best[key] = (score, probability)
         spans = [
-            Span(p, s, e, passages[p].text[s:e], score)
-            for (p, s, e), score in sorted(best.items(), key=lambda kv: -kv[1])
+            Span(p, s, e, passages[p].text[s:e], score, probability)
+            for (p, s, e), (score, probability) in sorted(best.items(), key=lambda kv: -kv[1][0])
         ]
         return ReaderOutput(spans=_dedupe(spans)[:top_n], no_answer_score=no_answer)
 
@@ -233,5 +233,5 @@ def _dedupe(spans: list[Span]) -> list[Span]:
         if key in seen:
             continue
         seen.add(key)
-        out.append(Span(span.passage_index, start, end, stripped, span.score))
+        out.append(Span(span.passage_index, start, end, stripped, span.score, span.probability))
     return out
