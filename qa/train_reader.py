@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
@@ -328,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="MODEL_DIR",
         help="train nothing: score MODEL_DIR on the held-out questions and print the figures",
     )
-    parser.add_argument("--span-score", choices=["probability", "null_odds"], default="probability")
+    parser.add_argument("--span-score", choices=get_args(SpanScore), default="probability")
     args = vars(parser.parse_args(argv))
     out, bbc = args.pop("out"), args.pop("bbc_dir")
     evaluate, span_score = args.pop("evaluate"), args.pop("span_score")
