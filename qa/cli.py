@@ -278,6 +278,14 @@ def train_reader(
     max_seq_len: Annotated[int, typer.Option("--max-seq-len")] = 256,
     seed: Annotated[int, typer.Option("--seed")] = 13,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    balance_years: Annotated[
+        bool,
+        typer.Option(
+            "--balance-years/--no-balance-years",
+            help="Drop unanswerable year questions until a year in a question no longer "
+            "predicts 'no answer' (default), or train on all of them.",
+        ),
+    ] = True,
 ) -> None:
     """Fine-tune an extractive QA reader on our own data (from the packaged MiniLM encoder)."""
     from qa.reader_data import DEFAULT_BBC_DIR, TrainingDataError
@@ -291,6 +299,7 @@ def train_reader(
         max_seq_len=max_seq_len,
         seed=seed,
         device=device,
+        balance_years=balance_years,
     )
     try:
         figures = train(out or DEFAULT_OUTPUT, cfg, bbc_dir or DEFAULT_BBC_DIR)

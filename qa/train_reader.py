@@ -30,7 +30,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from qa.reader_data import DEFAULT_BBC_DIR, QAExample, is_held_out, load_all_examples
+from qa.reader_data import (
+    DEFAULT_BBC_DIR,
+    QAExample,
+    balance_year_questions,
+    is_held_out,
+    load_all_examples,
+)
 from qa.settings import SpanScore
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,8 @@ class TrainConfig:
     held_out_percent: int = 10
     seed: int = 13
     device: str = "auto"
+    # train on fewer unanswerable year questions (qa.reader_data.balance_year_questions)
+    balance_years: bool = True
 
 
 @dataclass(slots=True)
@@ -241,6 +249,8 @@ def train(
     examples = load_all_examples(bbc_dir) if examples is None else examples
     train_ex = [e for e in examples if not is_held_out(e.split_key, cfg.held_out_percent)]
     dev_ex = [e for e in examples if is_held_out(e.split_key, cfg.held_out_percent)]
+    if cfg.balance_years:
+        train_ex = balance_year_questions(train_ex)
     log.info("%d training questions, %d held out", len(train_ex), len(dev_ex))
 
     base = resolve_model_path(cfg.base_model)
@@ -321,7 +331,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--bbc-dir", type=Path, default=DEFAULT_BBC_DIR)
     for name, value in asdict(TrainConfig()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        flag = f"--{name.replace('_', '-')}"
+        if isinstance(value, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
+        else:
+            parser.add_argument(flag, type=type(value), default=value)
     parser.add_argument(
         "--evaluate",
         type=Path,

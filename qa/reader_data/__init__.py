@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,3 +191,34 @@ def load_written_examples(files: Sequence[Path] | None = None) -> list[QAExample
 def load_all_examples(bbc_dir: Path = DEFAULT_BBC_DIR) -> list[QAExample]:
     """Everything training reads: the BBC questions, then the written passages' questions."""
     return load_examples(bbc_dir) + load_written_examples()
+
+
+_YEAR = re.compile(r"\b(?:1\d{3}|20\d{2})\b")
+
+
+def is_year_question(example: QAExample) -> bool:
+    """The question names a year (1000-2099) that the passage also states somewhere."""
+    years = _YEAR.findall(example.question)
+    return bool(years) and all(year in example.context for year in years)
+
+
+def balance_year_questions(examples: Sequence[QAExample]) -> list[QAExample]:
+    """Drop unanswerable year questions until a year in the question no longer predicts "no
+    answer": their share among year questions is cut to the share of unanswerable questions
+    in ``examples`` as a whole.
+
+    The unanswerable "twins" (FORMAT.md) often move an event to another year the passage
+    mentions, and before this they outnumbered the answerable year questions, so a reader
+    learnt that a year must sit in the answer's own sentence. Real articles state it once
+    ("2019 ... Conference was closed ... Rao Quan ... declared the closing of the annual
+    conference"). Which twins stay is fixed by a hash of their ids; order is kept.
+    """
+    unanswerable_share = sum(not e.answerable for e in examples) / max(1, len(examples))
+    answerable_years = sum(e.answerable and is_year_question(e) for e in examples)
+    twins = [e for e in examples if not e.answerable and is_year_question(e)]
+    keep_count = round(answerable_years * unanswerable_share / (1 - unanswerable_share))
+    if len(twins) <= keep_count:
+        return list(examples)
+    ranked = sorted(twins, key=lambda e: hashlib.sha1(e.id.encode("utf-8")).digest())
+    dropped = {e.id for e in ranked[keep_count:]}
+    return [e for e in examples if e.id not in dropped]
