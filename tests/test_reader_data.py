@@ -16,7 +16,9 @@ from qa.reader_data import (
     DEFAULT_BBC_DIR,
     QAExample,
     TrainingDataError,
+    balance_year_questions,
     is_held_out,
+    is_year_question,
     load_all_examples,
     load_examples,
     load_written_examples,
@@ -259,3 +261,31 @@ def test_written_passages_have_unique_titles_and_copy_nothing_from_squad() -> No
                 squad_grams |= grams(paragraph["context"])
     copied = [a for a, (_, text) in passages.items() if grams(text) & squad_grams]
     assert not copied, f"written passages sharing text with SQuAD dev: {copied[:5]}"
+
+
+def test_year_twins_are_cut_to_the_corpus_share_of_unanswerable_questions() -> None:
+    text = "The bridge opened in 1972. A second span was added in 1981 by the city."
+
+    def ex(i: int, question: str, answer: str | None) -> QAExample:
+        answers = ((text.index(answer), answer),) if answer else ()
+        return QAExample(f"q{i}", "written/x.jsonl#1", question, text, answers, "other", "Bridge")
+
+    answerable_years = [ex(i, "What opened in 1972?", "The bridge") for i in range(4)]
+    year_twins = [ex(10 + i, "Who closed the bridge in 1981?", None) for i in range(8)]
+    other = [ex(30 + i, "Who painted the bridge?", None) for i in range(4)] + [
+        ex(40 + i, "Who added a span?", "the city") for i in range(8)
+    ]
+    # a year the passage never states is a plain unanswerable question, not a twin
+    unstated = [ex(50, "What opened in 1990?", None)]
+    examples = answerable_years + year_twins + other + unstated
+    assert is_year_question(year_twins[0]) and not is_year_question(unstated[0])
+    kept = balance_year_questions(examples)
+    # 13 of 25 unanswerable overall: 4 answerable year questions keep round(4 * 13 / 12) twins
+    assert sum(e in year_twins for e in kept) == 4
+    assert [e for e in kept if e not in year_twins] == [e for e in examples if e not in year_twins]
+    positions = [examples.index(e) for e in kept]
+    assert positions == sorted(positions)  # order kept
+    # few twins already: nothing goes
+    assert balance_year_questions(answerable_years + year_twins[:2] + other) == (
+        answerable_years + year_twins[:2] + other
+    )
