@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import get_args
 
 from _common import (
     RESULTS,
@@ -35,7 +36,9 @@ from _common import (
     write_result,
 )
 
-BACKENDS = ("torch", "onnx", "onnx-int8")
+from qa.settings import Backend
+
+BACKENDS = get_args(Backend)
 
 
 def run_one(args: argparse.Namespace) -> dict[str, object]:

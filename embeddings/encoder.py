@@ -15,9 +15,11 @@ import os
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, get_args
 
 import numpy as np
+
+from qa.settings import Backend
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -26,8 +28,8 @@ if TYPE_CHECKING:
     from embeddings.onnx_backend import OnnxSentenceEncoder
     from qa.settings import Settings
 
-EmbeddingBackend = Literal["torch", "onnx", "onnx-int8"]
-BACKENDS: tuple[EmbeddingBackend, ...] = ("torch", "onnx", "onnx-int8")
+EmbeddingBackend = Backend
+BACKENDS: tuple[EmbeddingBackend, ...] = get_args(Backend)
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "ragqa" / "onnx"
 
 PACKAGED_MODEL_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}

