@@ -209,13 +209,15 @@ def balance_year_questions(examples: Sequence[QAExample]) -> list[QAExample]:
 
     The unanswerable "twins" (FORMAT.md) often move an event to another year the passage
     mentions, and before this they outnumbered the answerable year questions, so a reader
-    learnt that a year must sit in the answer's own sentence. Real articles state it once
+    learnt that a year must sit in the answer's own sentence. News articles often state it once
     ("2019 ... Conference was closed ... Rao Quan ... declared the closing of the annual
     conference"). Which twins stay is fixed by a hash of their ids; order is kept.
     """
     unanswerable_share = sum(not e.answerable for e in examples) / max(1, len(examples))
     answerable_years = sum(e.answerable and is_year_question(e) for e in examples)
     twins = [e for e in examples if not e.answerable and is_year_question(e)]
+    if unanswerable_share >= 1:  # nothing answerable: nothing to balance against
+        return list(examples)
     keep_count = round(answerable_years * unanswerable_share / (1 - unanswerable_share))
     if len(twins) <= keep_count:
         return list(examples)
