@@ -214,10 +214,11 @@ def balance_year_questions(examples: Sequence[QAExample]) -> list[QAExample]:
     conference"). Which twins stay is fixed by a hash of their ids; order is kept.
     """
     unanswerable_share = sum(not e.answerable for e in examples) / max(1, len(examples))
-    answerable_years = sum(e.answerable and is_year_question(e) for e in examples)
-    twins = [e for e in examples if not e.answerable and is_year_question(e)]
     if unanswerable_share >= 1:  # nothing answerable: nothing to balance against
         return list(examples)
+    year_questions = [e for e in examples if is_year_question(e)]
+    twins = [e for e in year_questions if not e.answerable]
+    answerable_years = len(year_questions) - len(twins)
     keep_count = round(answerable_years * unanswerable_share / (1 - unanswerable_share))
     if len(twins) <= keep_count:
         return list(examples)
