@@ -79,9 +79,15 @@
     } catch (e) { /* storage full or disabled: the chat still works, it is just not kept */ }
   }
 
-  function confidence(score) {
-    if (score >= 0.75) return { level: "high", text: "High confidence" };
-    if (score >= 0.5) return { level: "medium", text: "Medium confidence" };
+  // a stored answer's confidence (answers kept by an older widget in this tab called it score)
+  function confidenceOf(msg) {
+    var c = typeof msg.confidence === "number" ? msg.confidence : msg.score;
+    return typeof c === "number" ? c : 0;
+  }
+
+  function confidenceLevel(value) {
+    if (value >= 0.75) return { level: "high", text: "High confidence" };
+    if (value >= 0.5) return { level: "medium", text: "Medium confidence" };
     return { level: "low", text: "Low confidence: check the source" };
   }
 
@@ -122,7 +128,7 @@
     return { role: "bot", question: question, answer: String(body.answer),
              // the span probability, where the reader gives one, is the better-ordered
              // confidence; the score (what the no-answer threshold applies to) otherwise
-             score: typeof body.confidence === "number" ? body.confidence : Number(body.score) || 0,
+             confidence: typeof body.confidence === "number" ? body.confidence : Number(body.score) || 0,
              citations: citations, passages: passages };
   }
 
@@ -332,8 +338,8 @@
       li = el("li", { class: "rq-msg rq-bot" });
       li.appendChild(el("span", { class: "rq-visually-hidden" }, "Answer: "));
       li.appendChild(el("p", { class: "rq-answer" }, msg.answer));
-      var conf = confidence(msg.score);
-      var meter = el("p", { class: "rq-confidence rq-conf-" + conf.level, title: "confidence " + msg.score.toFixed(2) });
+      var conf = confidenceLevel(confidenceOf(msg));
+      var meter = el("p", { class: "rq-confidence rq-conf-" + conf.level, title: "confidence " + confidenceOf(msg).toFixed(2) });
       var bars = el("span", { class: "rq-bars", "aria-hidden": "true" });
       bars.appendChild(el("span")); bars.appendChild(el("span")); bars.appendChild(el("span"));
       meter.appendChild(bars);
@@ -432,7 +438,7 @@
         push(msg);
         if (msg.role === "bot") {
           var n = msg.citations.length;
-          announce("Answer: " + msg.answer + ". " + confidence(msg.score).text + ". " +
+          announce("Answer: " + msg.answer + ". " + confidenceLevel(confidenceOf(msg)).text + ". " +
                    n + (n === 1 ? " source." : " sources."));
         } else if (msg.role === "abstain") {
           announce("I couldn't find this in the articles.");
