@@ -14,6 +14,7 @@ from rich.table import Table
 
 from qa.settings import Settings
 from qa.store import IndexLoadError
+from qa.train_config import TrainConfig
 
 app = typer.Typer(
     help="Extractive question answering over article collections, with exact cited answers.",
@@ -256,6 +257,9 @@ def stats(
         console.print(f"... and {len(snapshot.documents) - 50} more")
 
 
+_TRAIN_DEFAULTS = TrainConfig()
+
+
 @app.command("train-reader")
 def train_reader(
     out: Annotated[
@@ -271,13 +275,17 @@ def train_reader(
             help="Starting point: the packaged MiniLM encoder (default), or a QA checkpoint "
             "(folder or hub id) to go on training, such as qa/reader_model.",
         ),
-    ] = "all-MiniLM-L6-v2",
-    epochs: Annotated[float, typer.Option("--epochs")] = 2.0,
-    learning_rate: Annotated[float, typer.Option("--learning-rate")] = 1e-4,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
-    max_seq_len: Annotated[int, typer.Option("--max-seq-len")] = 256,
-    seed: Annotated[int, typer.Option("--seed")] = 13,
-    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    ] = _TRAIN_DEFAULTS.base_model,
+    epochs: Annotated[float, typer.Option("--epochs")] = _TRAIN_DEFAULTS.epochs,
+    learning_rate: Annotated[
+        float, typer.Option("--learning-rate")
+    ] = _TRAIN_DEFAULTS.learning_rate,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = _TRAIN_DEFAULTS.batch_size,
+    max_seq_len: Annotated[int, typer.Option("--max-seq-len")] = _TRAIN_DEFAULTS.max_seq_len,
+    seed: Annotated[int, typer.Option("--seed")] = _TRAIN_DEFAULTS.seed,
+    device: Annotated[
+        str, typer.Option("--device", help="auto, cpu or cuda.")
+    ] = _TRAIN_DEFAULTS.device,
     balance_years: Annotated[
         bool,
         typer.Option(
@@ -285,11 +293,11 @@ def train_reader(
             help="Drop unanswerable year questions until a year in a question no longer "
             "predicts 'no answer' (default), or train on all of them.",
         ),
-    ] = True,
+    ] = _TRAIN_DEFAULTS.balance_years,
 ) -> None:
     """Fine-tune an extractive QA reader on our own data (from the packaged MiniLM encoder)."""
     from qa.reader_data import DEFAULT_BBC_DIR, TrainingDataError
-    from qa.train_reader import DEFAULT_OUTPUT, TrainConfig, train
+    from qa.train_reader import DEFAULT_OUTPUT, train
 
     cfg = TrainConfig(
         base_model=base_model,

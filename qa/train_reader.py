@@ -38,27 +38,12 @@ from qa.reader_data import (
     load_all_examples,
 )
 from qa.settings import SpanScore
+from qa.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT = Path(__file__).with_name("reader_model")
-
-
-@dataclass(frozen=True, slots=True)
-class TrainConfig:
-    base_model: str = "all-MiniLM-L6-v2"
-    epochs: float = 2.0
-    batch_size: int = 16
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.01
-    warmup: float = 0.1
-    max_seq_len: int = 256
-    stride: int = 96
-    held_out_percent: int = 10
-    seed: int = 13
-    device: str = "auto"
-    # train on fewer unanswerable year questions (qa.reader_data.balance_year_questions)
-    balance_years: bool = True
+DEFAULT_CONFIG = TrainConfig()
 
 
 @dataclass(slots=True)
@@ -225,7 +210,7 @@ def evaluate_held_out(
 
 def train(
     output_dir: Path = DEFAULT_OUTPUT,
-    cfg: TrainConfig = TrainConfig(),
+    cfg: TrainConfig = DEFAULT_CONFIG,
     bbc_dir: Path = DEFAULT_BBC_DIR,
     progress: bool = True,
     examples: Sequence[QAExample] | None = None,
