@@ -174,22 +174,22 @@ class TransformersReader:
             ctx_idx = np.flatnonzero(context)
             top_s = ctx_idx[np.argsort(-s_prob[ctx_idx])[: self.n_best]]
             top_e = ctx_idx[np.argsort(-e_prob[ctx_idx])[: self.n_best]]
-            for s in top_s:
-                for e in top_e:
-                    if e < s or e - s + 1 > self.max_answer_tokens:
-                        continue
-                    char_start, char_end = offsets[f][s][0], offsets[f][e][1]
-                    if char_end <= char_start:
-                        continue
-                    key = (p_idx, char_start, char_end)
-                    probability = float(s_prob[s] * e_prob[e])
-                    score = probability
-                    if self.span_score == "null_odds":
-                        margin = start_logits[f][s] + end_logits[f][e]
-                        margin -= start_logits[f][0] + end_logits[f][0]
-                        score = float(1.0 / (1.0 + np.exp(-np.clip(margin, -50.0, 50.0))))
-                    if score > best.get(key, (-1.0, 0.0))[0]:
-                        best[key] = (score, probability)
+            # every (start, end) pair of the n best starts and ends, scored at once
+            length = top_e[None, :] - top_s[:, None] + 1
+            valid = (length >= 1) & (length <= self.max_answer_tokens)
+            probability = s_prob[top_s][:, None] * e_prob[top_e][None, :]
+            score = probability
+            if self.span_score == "null_odds":
+                margin = start_logits[f][top_s][:, None] + end_logits[f][top_e][None, :]
+                margin -= start_logits[f][0] + end_logits[f][0]
+                score = 1.0 / (1.0 + np.exp(-np.clip(margin, -50.0, 50.0)))
+            for i, j in zip(*np.nonzero(valid), strict=True):
+                char_start, char_end = offsets[f][top_s[i]][0], offsets[f][top_e[j]][1]
+                if char_end <= char_start:
+                    continue
+                key = (p_idx, char_start, char_end)
+                if float(score[i, j]) > best.get(key, (-1.0, 0.0))[0]:
+                    best[key] = (float(score[i, j]), float(probability[i, j]))
         spans = [
             Span(p, s, e, passages[p].text[s:e], score, probability)
             for (p, s, e), (score, probability) in sorted(best.items(), key=lambda kv: -kv[1][0])
