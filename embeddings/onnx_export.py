@@ -203,6 +203,10 @@ def session(path: Path, threads: int | None = None, device: str = "cpu") -> Any:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
+    # on x86 CPUs without VNNI (AVX2, AVX-512 before VNNI) ONNX Runtime's fast u8s8 int8 matrix
+    # products can overflow; this switches those to u8u8 there (a no-op elsewhere), so the
+    # int8 models give the same results on every CPU
+    options.add_session_config_entry("session.x64quantprecision", "1")
     if threads:
         options.intra_op_num_threads = threads
     if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():

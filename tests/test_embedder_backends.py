@@ -141,6 +141,13 @@ def test_int8_is_close_and_cached_once(tiny: Path, cache: Path) -> None:
     assert not list(folder.glob("*.tmp"))
 
 
+def test_int8_sessions_ask_for_overflow_free_products(tiny: Path, cache: Path) -> None:
+    # without it, CPUs lacking VNNI give different int8 answers (u8s8 products overflow)
+    path = ensure_onnx_model(tiny, cache, "onnx-int8")
+    options = onnx_export.session(path, threads=1).get_session_options()
+    assert options.get_session_config_entry("session.x64quantprecision") == "1"
+
+
 def test_concurrent_exports_write_one_complete_file(tiny: Path, tmp_path: Path) -> None:
     results: list[Path] = []
     errors: list[BaseException] = []

@@ -36,14 +36,9 @@ def test_who_closed_the_2019_conference(seeds_pipeline) -> None:
     ("question", "accepted"),
     [
         ("When was the 2019 library conference closed?", {"22 August, 2019", "22 August"}),
-        pytest.param(
-            "How many experts gave keynote reports at the 2019 conference?",
-            {"More than 80", "80"},
-            # machine-dependent with the shipped weights on ONNX int8: "More than 80" on the
-            # machine of 2026-12-02 morning, "around 12" on the one of that afternoon (the
-            # passage says "around 12 themes" and "more than 80 experts"); so not strict
-            marks=pytest.mark.xfail(strict=False, reason="machine-dependent (issue 4)"),
-        ),
+        # "around 12" (the passage has "around 12 themes") on CPUs without VNNI until the int8
+        # sessions turned on ONNX Runtime's x64 quantisation precision (embeddings.onnx_export)
+        ("How many experts gave keynote reports at the 2019 conference?", {"More than 80", "80"}),
         pytest.param(
             "What was the theme of the 2021 IFLA conference?",
             {"Let's work together for the future"},
