@@ -81,13 +81,30 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def int8_instructions() -> str:
+    """Whether the CPU has VNNI, which decides how ONNX Runtime computes int8 products."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "int8 instructions unknown"
+    vnni = sorted(flags & {"avx512_vnni", "avx_vnni", "amx_int8"})
+    if vnni:
+        return "with " + "/".join(vnni)
+    return (
+        "no VNNI ("
+        + ("AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "x86")
+        + ")"
+    )
+
+
 def machine_line(threads: int | None = None) -> str:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     cores = os.cpu_count()
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     extra = f", {threads} threads" if threads else ""
     return (
-        f"{when}; {platform.processor() or platform.machine()}, {cores} cores{extra}; "
+        f"{when}; {platform.processor() or platform.machine()} {int8_instructions()}, "
+        f"{cores} cores{extra}; "
         f"load average {load} (1, 5, 15 min) at the end"
     )
 

@@ -34,7 +34,10 @@ in one batch: PyTorch fp32 and int8 (the reader's default), the dynamo recipe (b
 EXPORT_VERSION 3) and what ``ensure_onnx_model(..., head="qa")`` now gives (``onnx``,
 ``onnx-int8``), each opened as the reader opens it today; ``+session`` opens it with
 ``onnx_export.session`` (SkipLayerNormFusion off), ``+split`` also runs each passage on its own
-single-threaded run, ``--threads`` at a time, as the embedding backend runs its batches.
+single-threaded run, ``--threads`` at a time, as the embedding backend runs its batches (and
+the reader's ONNX backends run theirs); ``+split-u8s8`` is ``+split`` without ONNX Runtime's
+x64 quantisation precision (what the int8 reader ran before: faster on CPUs without VNNI, where
+its u8s8 products overflow; the same elsewhere). The machine line says whether the CPU has VNNI.
 Writes ``bench/results/<name>.md``.
 """
 
@@ -86,6 +89,7 @@ READER_VARIANTS = (
     "onnx-int8+session",
     "onnx+split",
     "onnx-int8+split",
+    "onnx-int8+split-u8s8",
 )
 Encode = Callable[[Sequence[str], int], np.ndarray]
 Head = Literal["encoder", "qa"]
@@ -217,14 +221,18 @@ def reader_logits(
         stats["fused"] = recipe_of(path).get("fused", {})
     else:
         path = build(base, model, work, stats, "qa")
-    if mode in ("session", "split"):  # onnx_export.session: SkipLayerNormFusion off
-        runner = session(path, 1 if mode == "split" else threads)
+    if mode in ("session", "split", "split-u8s8"):  # onnx_export.session: no SkipLayerNormFusion
+        runner = session(
+            path,
+            1 if mode.startswith("split") else threads,
+            x64_quant_precision=mode != "split-u8s8",
+        )
     else:  # as qa/readers/transformers_reader.py opens it today
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
         runner = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    if mode != "split":
+    if not mode.startswith("split"):
         return lambda feed: np.stack(runner.run(None, feed))
     pool = ThreadPoolExecutor(threads)
 

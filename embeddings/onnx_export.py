@@ -193,10 +193,13 @@ def export_plain(
         )
 
 
-def session(path: Path, threads: int | None = None, device: str = "cpu") -> Any:
+def session(
+    path: Path, threads: int | None = None, device: str = "cpu", x64_quant_precision: bool = True
+) -> Any:
     """An ONNX Runtime session for an exported model: all graph optimisations but those in
     ``CPU_DISABLED_OPTIMIZERS`` on CPU; ``threads``: intra-op threads (default: ONNX Runtime's);
-    CUDA when ``device`` asks for it and ONNX Runtime has it."""
+    CUDA when ``device`` asks for it and ONNX Runtime has it. ``x64_quant_precision=False`` (for
+    benchmarks only) lets int8 products overflow on x86 CPUs without VNNI, as described below."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -206,7 +209,9 @@ def session(path: Path, threads: int | None = None, device: str = "cpu") -> Any:
     # on x86 CPUs without VNNI (AVX2, AVX-512 before VNNI) ONNX Runtime's fast u8s8 int8 matrix
     # products can overflow; this switches those to u8u8 there (a no-op elsewhere), so the
     # int8 models give the same results on every CPU
-    options.add_session_config_entry("session.x64quantprecision", "1")
+    options.add_session_config_entry(
+        "session.x64quantprecision", "1" if x64_quant_precision else "0"
+    )
     if threads:
         options.intra_op_num_threads = threads
     if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
