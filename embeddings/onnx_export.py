@@ -208,7 +208,7 @@ def session(
     options.inter_op_num_threads = 1
     # on x86 CPUs without VNNI (AVX2, AVX-512 before VNNI) ONNX Runtime's fast u8s8 int8 matrix
     # products can overflow; this switches those to u8u8 there (a no-op elsewhere), so the
-    # int8 models give the same results on every CPU
+    # int8 models answer there as they do on CPUs with VNNI (README, Evaluation -> Results)
     options.add_session_config_entry(
         "session.x64quantprecision", "1" if x64_quant_precision else "0"
     )
