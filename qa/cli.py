@@ -14,7 +14,7 @@ from rich.table import Table
 
 from qa.settings import Settings
 from qa.store import IndexLoadError
-from qa.train_config import TrainConfig
+from qa.train_config import DEFAULT_TRAIN_CONFIG, TrainConfig
 
 app = typer.Typer(
     help="Extractive question answering over article collections, with exact cited answers.",
@@ -257,9 +257,6 @@ def stats(
         console.print(f"... and {len(snapshot.documents) - 50} more")
 
 
-_TRAIN_DEFAULTS = TrainConfig()
-
-
 @app.command("train-reader")
 def train_reader(
     out: Annotated[
@@ -275,17 +272,17 @@ def train_reader(
             help="Starting point: the packaged MiniLM encoder (default), or a QA checkpoint "
             "(folder or hub id) to go on training, such as qa/reader_model.",
         ),
-    ] = _TRAIN_DEFAULTS.base_model,
-    epochs: Annotated[float, typer.Option("--epochs")] = _TRAIN_DEFAULTS.epochs,
+    ] = DEFAULT_TRAIN_CONFIG.base_model,
+    epochs: Annotated[float, typer.Option("--epochs")] = DEFAULT_TRAIN_CONFIG.epochs,
     learning_rate: Annotated[
         float, typer.Option("--learning-rate")
-    ] = _TRAIN_DEFAULTS.learning_rate,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = _TRAIN_DEFAULTS.batch_size,
-    max_seq_len: Annotated[int, typer.Option("--max-seq-len")] = _TRAIN_DEFAULTS.max_seq_len,
-    seed: Annotated[int, typer.Option("--seed")] = _TRAIN_DEFAULTS.seed,
+    ] = DEFAULT_TRAIN_CONFIG.learning_rate,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = DEFAULT_TRAIN_CONFIG.batch_size,
+    max_seq_len: Annotated[int, typer.Option("--max-seq-len")] = DEFAULT_TRAIN_CONFIG.max_seq_len,
+    seed: Annotated[int, typer.Option("--seed")] = DEFAULT_TRAIN_CONFIG.seed,
     device: Annotated[
         str, typer.Option("--device", help="auto, cpu or cuda.")
-    ] = _TRAIN_DEFAULTS.device,
+    ] = DEFAULT_TRAIN_CONFIG.device,
     balance_years: Annotated[
         bool,
         typer.Option(
@@ -293,7 +290,7 @@ def train_reader(
             help="Drop unanswerable year questions until a year in a question no longer "
             "predicts 'no answer' (default), or train on all of them.",
         ),
-    ] = _TRAIN_DEFAULTS.balance_years,
+    ] = DEFAULT_TRAIN_CONFIG.balance_years,
 ) -> None:
     """Fine-tune an extractive QA reader on our own data (from the packaged MiniLM encoder)."""
     from qa.reader_data import DEFAULT_BBC_DIR, TrainingDataError

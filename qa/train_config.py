@@ -20,3 +20,6 @@ class TrainConfig:
     device: str = "auto"
     # train on fewer unanswerable year questions (qa.reader_data.balance_year_questions)
     balance_years: bool = True
+
+
+DEFAULT_TRAIN_CONFIG = TrainConfig()

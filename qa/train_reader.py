@@ -38,12 +38,11 @@ from qa.reader_data import (
     load_all_examples,
 )
 from qa.settings import SpanScore
-from qa.train_config import TrainConfig
+from qa.train_config import DEFAULT_TRAIN_CONFIG, TrainConfig
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT = Path(__file__).with_name("reader_model")
-DEFAULT_CONFIG = TrainConfig()
 
 
 @dataclass(slots=True)
@@ -210,7 +209,7 @@ def evaluate_held_out(
 
 def train(
     output_dir: Path = DEFAULT_OUTPUT,
-    cfg: TrainConfig = DEFAULT_CONFIG,
+    cfg: TrainConfig = DEFAULT_TRAIN_CONFIG,
     bbc_dir: Path = DEFAULT_BBC_DIR,
     progress: bool = True,
     examples: Sequence[QAExample] | None = None,
@@ -315,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--bbc-dir", type=Path, default=DEFAULT_BBC_DIR)
-    for name, value in asdict(TrainConfig()).items():
+    for name, value in asdict(DEFAULT_TRAIN_CONFIG).items():
         flag = f"--{name.replace('_', '-')}"
         if isinstance(value, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=value)
