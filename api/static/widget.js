@@ -338,8 +338,8 @@
       li = el("li", { class: "rq-msg rq-bot" });
       li.appendChild(el("span", { class: "rq-visually-hidden" }, "Answer: "));
       li.appendChild(el("p", { class: "rq-answer" }, msg.answer));
-      var conf = confidenceLevel(confidenceOf(msg));
-      var meter = el("p", { class: "rq-confidence rq-conf-" + conf.level, title: "confidence " + confidenceOf(msg).toFixed(2) });
+      var value = confidenceOf(msg), conf = confidenceLevel(value);
+      var meter = el("p", { class: "rq-confidence rq-conf-" + conf.level, title: "confidence " + value.toFixed(2) });
       var bars = el("span", { class: "rq-bars", "aria-hidden": "true" });
       bars.appendChild(el("span")); bars.appendChild(el("span")); bars.appendChild(el("span"));
       meter.appendChild(bars);

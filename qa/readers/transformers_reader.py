@@ -187,9 +187,9 @@ class TransformersReader:
                 char_start, char_end = offsets[f][top_s[i]][0], offsets[f][top_e[j]][1]
                 if char_end <= char_start:
                     continue
-                key = (p_idx, char_start, char_end)
-                if float(score[i, j]) > best.get(key, (-1.0, 0.0))[0]:
-                    best[key] = (float(score[i, j]), float(probability[i, j]))
+                key, pair_score = (p_idx, char_start, char_end), float(score[i, j])
+                if pair_score > best.get(key, (-1.0, 0.0))[0]:
+                    best[key] = (pair_score, float(probability[i, j]))
         spans = [
             Span(p, s, e, passages[p].text[s:e], score, probability)
             for (p, s, e), (score, probability) in sorted(best.items(), key=lambda kv: -kv[1][0])
