@@ -227,7 +227,7 @@ def reader_logits(
             1 if mode.startswith("split") else threads,
             x64_quant_precision=mode != "split-u8s8",
         )
-    else:  # as qa/readers/transformers_reader.py opens it today
+    else:  # a plain session, ONNX Runtime defaults (the reader runs "+split" since)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads
