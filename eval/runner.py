@@ -47,6 +47,8 @@ class Prediction:
     citation_correct: bool | None  # None when the service abstained
     citations: list[dict[str, Any]] = field(default_factory=list)
     passages: list[dict[str, Any]] = field(default_factory=list)
+    # the answer's candidates in rank order, (text, score): what another threshold would answer
+    candidates: list[tuple[str, float]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +110,7 @@ def _prediction(
             {"doc_id": p.doc_id, "title": p.title, "chunk_id": p.chunk_id, "score": p.score}
             for p in ranked
         ],
+        candidates=list(answer.candidates),
     )
 
 
@@ -204,9 +207,11 @@ def at_threshold(predictions: Sequence[Prediction], threshold: float) -> list[Pr
     """The predictions the service would make with another no-answer threshold."""
     out = []
     for p in predictions:
-        text = (
-            p.best_candidate if p.best_candidate is not None and p.best_score >= threshold else None
-        )
+        if p.candidates:  # the first candidate in rank order that reaches it, as the pipeline
+            text = next((t for t, score in p.candidates if score >= threshold), None)
+        else:  # predictions saved without their candidates
+            reaches = p.best_candidate is not None and p.best_score >= threshold
+            text = p.best_candidate if reaches else None
         em, f1 = score_prediction(text, p.gold)
         out.append(
             Prediction(

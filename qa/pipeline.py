@@ -7,6 +7,7 @@ the next question is answered from it (the swap is atomic; a half-written index 
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -29,10 +30,27 @@ class QuestionError(ValueError):
 
 
 @dataclass(slots=True)
-class _Group:
+class AnswerGroup:
+    """Spans with the same normalised text: ``score`` is their best reader score (what the
+    no-answer threshold applies to), ``rank_key`` their best :func:`rank_key` (what orders the
+    groups), ``text`` the text of the span that gave it."""
+
     text: str
     score: float
+    rank_key: float
     spans: list[Span]
+
+
+def rank_key(span: Span, passage_rank_weight: float) -> float:
+    """How a span ranks against spans of other passages: the log-odds of its reader score less
+    ``passage_rank_weight * ln(1 + rank)``, ``rank`` being its passage's place in the retrieval
+    order (0 for the first). In odds, the reader's odds times ``(1 + rank) ** -weight``: a prior
+    that the retriever's first passages hold the answer more often, as retriever-reader systems
+    combine the two scores (BERTserini). The reader's score alone (weight 0) often ties near 1
+    between passages about different events ("the theme" of the 2019 and of the 2021
+    conference); ``bench/answer_ranking.py`` measures the weight."""
+    score = min(max(span.score, 1e-12), 1.0 - 1e-12)
+    return math.log(score / (1.0 - score)) - passage_rank_weight * math.log1p(span.passage_index)
 
 
 def make_snippet(text: str, start: int, end: int, context: int = SNIPPET_CONTEXT) -> str:
@@ -49,19 +67,27 @@ def make_snippet(text: str, start: int, end: int, context: int = SNIPPET_CONTEXT
     return ("…" if left > 0 else "") + snippet + ("…" if right < len(text) else "")
 
 
-def merge_spans(spans: Sequence[Span]) -> list[_Group]:
-    """Group spans with the same normalised text; a group keeps every place it was found."""
-    groups: dict[str, _Group] = {}
+def merge_spans(spans: Sequence[Span], passage_rank_weight: float = 0.0) -> list[AnswerGroup]:
+    """Group spans with the same normalised text (a group keeps every place it was found),
+    best :func:`rank_key` first."""
+    groups: dict[str, AnswerGroup] = {}
     for span in spans:
         key = normalize_answer(span.text) or span.text.strip().lower()
+        ranked = rank_key(span, passage_rank_weight)
         group = groups.get(key)
         if group is None:
-            groups[key] = _Group(span.text, span.score, [span])
-        else:
-            group.spans.append(span)
-            if span.score > group.score:
-                group.text, group.score = span.text, span.score
-    return sorted(groups.values(), key=lambda g: -g.score)
+            groups[key] = AnswerGroup(span.text, span.score, ranked, [span])
+            continue
+        group.spans.append(span)
+        group.score = max(group.score, span.score)
+        if ranked > group.rank_key:
+            group.text, group.rank_key = span.text, ranked
+    return sorted(groups.values(), key=lambda g: -g.rank_key)
+
+
+def select_answer(groups: Sequence[AnswerGroup], threshold: float) -> AnswerGroup | None:
+    """The first group (in rank order) whose score reaches the no-answer threshold, if any."""
+    return next((g for g in groups if g.score >= threshold), None)
 
 
 class QAPipeline:
@@ -137,17 +163,22 @@ class QAPipeline:
         t0 = time.perf_counter()
         output = self.reader.read(question, passages, top_n=20)
         read_ms = (time.perf_counter() - t0) * 1000
-        groups = merge_spans(output.spans)
-        candidates = [(g.text, g.score) for g in groups[:10]]
-        best = groups[0] if groups else None
-        score = best.score if best else 0.0
-        if best is None or score < self.settings.answer_threshold:
+        groups = merge_spans(output.spans, self.settings.passage_rank_weight)
+        # every group (the reader gives at most 20 spans), so eval.runner.at_threshold can
+        # tell exactly what another threshold would answer
+        candidates = [(g.text, g.score) for g in groups]
+        best = select_answer(groups, self.settings.answer_threshold)
+        if best is None:
+            score = max((g.score for g in groups), default=0.0)
             return Answer(question, None, score, [], list(passages), {"read": read_ms}, candidates)
-        top = max(best.spans, key=lambda s: s.score)
+        score = best.score
+        top = max(best.spans, key=lambda s: rank_key(s, self.settings.passage_rank_weight))
         answer_text = top.text
         citations = []
         seen: set[tuple[str, int, int]] = set()
-        for found in sorted(best.spans, key=lambda s: -s.score):
+        for found in sorted(
+            best.spans, key=lambda s: -rank_key(s, self.settings.passage_rank_weight)
+        ):
             # spans merged with the answer may differ in punctuation or articles ('"Let's go'
             # for "Let's go"): cite the answer's exact text inside them, or leave them out
             inner = found.text.find(answer_text)

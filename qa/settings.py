@@ -105,6 +105,16 @@ class Settings(BaseSettings):
         "no-answer position, sigmoid(start + end - cls_start - cls_end)) or probability "
         "(p_start * p_end, softmaxes over the window with [CLS]).",
     )
+    passage_rank_weight: float = Field(
+        2.0,
+        ge=0.0,
+        le=20.0,
+        description="How much the retrieval order counts when answers from different passages "
+        "compete: a span ranks by the log-odds of its score minus this weight times "
+        "ln(1 + its passage's rank), rank 0 for the first passage; 0 ranks by the reader's "
+        "score alone. The threshold still applies to the score itself. Chosen on the held-out "
+        "BBC questions (bench/answer_ranking.py).",
+    )
     max_answer_tokens: int = Field(30, ge=1)
     reader_max_seq_len: int = Field(384, ge=64)
     reader_stride: int = Field(128, ge=0)
