@@ -93,3 +93,13 @@ def test_peers_bench(tmp_path: Path) -> None:
     assert "| ragqa / haystack |" in table and "| ragqa / txtai |" in table
     assert "failed" not in table and "load average" in table
     assert (tmp_path / "peers_quick.png").stat().st_size > 1000
+
+
+def test_answer_ranking_bench(tmp_path: Path) -> None:
+    out = _run("answer_ranking.py", tmp_path, "--weights", "0,2")
+    table = (tmp_path / "answer_ranking_quick.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| 0.000 |")]
+    rows += [line for line in table.splitlines() if line.startswith("| 2.000 |")]
+    assert len(rows) == 2 and "12, all answerable" in table and "load average" in table
+    assert (tmp_path / "answer_ranking_quick.png").stat().st_size > 1000
+    assert "wrote" in out
